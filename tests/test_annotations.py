@@ -1,0 +1,113 @@
+import json
+
+import numpy as np
+import pytest
+
+from conftest import dice
+from hubkit.annotations import AnnotationError, Feature, load_features, mask_to_features, rasterize, save_geojson
+from hubkit.sample import read_mask
+
+SQUARE = {"type": "Polygon", "coordinates": [[[2, 1], [6, 1], [6, 4], [2, 4], [2, 1]]]}
+DONUT = {
+    "type": "Polygon",
+    "coordinates": [[[0, 0], [9, 0], [9, 9], [0, 9], [0, 0]], [[3, 3], [6, 3], [6, 6], [3, 6], [3, 3]]],
+}
+
+
+def test_square_covers_the_pixels_inside_it():
+    mask = rasterize([Feature(SQUARE)], (6, 8))
+    expected = np.zeros((6, 8), np.uint8)
+    expected[1:4, 2:6] = 1  # x = col 2..5, y = row 1..3
+    assert np.array_equal(mask, expected)
+
+
+def test_holes_are_excluded():
+    mask = rasterize([Feature(DONUT)], (10, 10))
+    assert mask.sum() == 81 - 9 and mask[4, 4] == 0
+
+
+def test_window_and_scale_follow_the_slide_reading_grid():
+    feats = [Feature(DONUT)]
+    whole = rasterize(feats, (10, 10))
+    assert np.array_equal(rasterize(feats, (10, 10), window=(2, 3, 5, 6)), whole[2:7, 3:9])
+    half = rasterize(feats, (10, 10), scale=2)
+    assert half.shape == (5, 5) and half[0, 0] == 1 and half[2, 2] == 0
+
+
+@pytest.mark.parametrize("connectivity, components", [(8, 1), (4, 2)])
+def test_mask_to_features_round_trip(connectivity, components):
+    mask = np.zeros((12, 12), np.uint8)
+    mask[1:5, 1:5] = 1
+    mask[5:9, 5:9] = 1  # touches the first square at a corner only
+    mask[2:4, 2:4] = 0  # a hole
+    feats = mask_to_features(mask, connectivity=connectivity)
+    assert len(feats) == components
+    assert np.array_equal(rasterize(feats, mask.shape), mask)
+
+
+def test_offset_and_scale_place_features_in_slide_coordinates():
+    small = np.zeros((4, 4), np.uint8)
+    small[1:3, 1:3] = 1
+    feats = mask_to_features(small, offset=(100, 200), scale=4)
+    full = rasterize(feats, (120, 220), window=(100, 200, 16, 16))
+    assert full.sum() == 64 and full[4:12, 4:12].all()
+
+
+def test_geojson_round_trip(tmp_path):
+    mask = np.zeros((20, 30), np.uint8)
+    mask[2:9, 3:12] = 1
+    mask[12:18, 20:27] = 1
+    path = save_geojson(tmp_path / "out.geojson", mask_to_features(mask))
+    doc = json.loads(path.read_text())
+    assert doc["type"] == "FeatureCollection" and len(doc["features"]) == 2
+    assert all(f["properties"]["objectType"] == "annotation" for f in doc["features"])
+    back = load_features(path)
+    assert [f.label for f in back] == ["glomerulus", "glomerulus"]
+    assert np.array_equal(rasterize(back, mask.shape), mask)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not readable JSON"),
+        ('{"hello": 1}', "not a list of Features"),
+        ('[{"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]}}]', "'Point' is not supported"),
+        ('[{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, "x"]]]}}]', "malformed Polygon"),
+        ('{"shapes": [{"label": "g", "shape_type": "circle", "points": [[0, 0], [1, 1]]}]}', "'circle'"),
+    ],
+)
+def test_bad_files_are_named_with_the_problem(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(AnnotationError, match=message) as info:
+        load_features(path)
+    assert "bad.json" in str(info.value)
+
+
+def test_real_competition_polygons(data_dir):
+    feats = load_features(data_dir / "hubmap-kidney-aaa6a05cc" / "aaa6a05cc.json")
+    assert len(feats) == 96 and {f.label for f in feats} == {"glomerulus"}
+    # the documented crop holds exactly one glomerulus, covering 16.3% of it
+    crop = rasterize(feats, (18484, 13013), window=(10_000, 5_150, 500, 450))
+    assert abs(crop.mean() - 0.1634) < 0.003
+
+
+def test_real_anatomical_structure_matches_the_stated_cortex_share(data_dir):
+    folder = data_dir / "hubmap-kidney-aaa6a05cc"
+    feats = load_features(folder / "aaa6a05cc-anatomical-structure.json")
+    assert sorted(f.geometry["type"] for f in feats) == ["MultiPolygon", "Polygon"]
+    cortex = rasterize(feats, (18484, 13013), scale=16, labels=["cortex"]).sum()
+    medulla = rasterize(feats, (18484, 13013), scale=16, labels=["Medulla"]).sum()
+    # HuBMAP-20-dataset_information.csv: percent_cortex 75, percent_medulla 25
+    assert cortex / (cortex + medulla) == pytest.approx(0.75, abs=0.03)
+
+
+def test_real_labelme_polygons_match_their_masks(data_dir):
+    folder = data_dir / "hubmap-vanderbilt-pas-glomeruli-1600x1200"
+    scores = []
+    for path in sorted((folder / "annotations_labelme").glob("*.json"))[:25]:
+        feats = load_features(path)
+        assert feats and all(f.label == "Glomeruli" for f in feats)
+        truth = read_mask(folder / "masks" / f"{path.stem}.png")
+        scores.append(dice(rasterize(feats, truth.shape), truth))
+    assert min(scores) > 0.98
