@@ -1,4 +1,4 @@
-"""The ``hubkit`` command line: ``hubkit info``, ``hubkit demo``."""
+"""The ``hubkit`` command line: ``hubkit info``, ``hubkit zoo``, ``hubkit demo``."""
 
 from __future__ import annotations
 
@@ -38,8 +38,29 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  device: {device}, {torch.get_num_threads()} CPU threads")
     except Exception as err:  # noqa: BLE001 - info must print whatever it can
         print(f"  device: torch does not import ({err})")
+    from hubkit.zoo import default_zoo_dir, find_cards
+
     data = find_data_dir()
     print(f"  real data: {data if data else 'not found (set HUBKIT_DATA)'}")
+    zoo_dir = default_zoo_dir()
+    count = len(find_cards(zoo_dir)) if zoo_dir.is_dir() else 0
+    print(f"  model zoo: {zoo_dir} ({count} model card(s); `hubkit zoo` lists them)")
+    return 0
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    """List the model cards under a folder (default: the zoo shipped with hubkit)."""
+    from hubkit.card import ModelCard
+    from hubkit.zoo import default_zoo_dir, find_cards
+
+    root = Path(args.root) if args.root else default_zoo_dir()
+    cards = find_cards(root) if root.is_dir() else []
+    print(f"{len(cards)} model card(s) under {root}")
+    for path in cards:
+        card = ModelCard.read(path)
+        cv = "-" if card.cv_score is None else f"{card.cv_score:.4f}"
+        print(f"  {card.name:24s} {card.architecture}/{card.encoder}  scale 1/{card.scale:g}  tile {card.tile_size}  "
+              f"classes {card.classes}  threshold {card.threshold:g}  CV Dice {cv}  ({path.parent})")
     return 0
 
 
@@ -114,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="versions, device and data paths")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("zoo", help="list the model cards under a folder")
+    p.add_argument("root", nargs="?", help="folder to search (default: hubkit's own zoo)")
+    p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser("demo", help="build a sample slide and run the I/O path end to end")
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")

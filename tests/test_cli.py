@@ -33,3 +33,17 @@ def test_demo_writes_a_readable_hubmap_folder(tmp_path, capsys):
 def test_demo_falls_back_to_the_labelled_synthetic_slide(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--tiles", str(tmp_path / "missing")]) == 0
     assert "SYNTHETIC" in capsys.readouterr().out
+
+
+def test_zoo_lists_cards_and_bad_cards_exit_2(tmp_path, capsys):
+    from hubkit import zoo
+    from hubkit.card import ModelCard
+
+    zoo.save(zoo.create_model("Unet", "resnet18"), ModelCard("Unet", "resnet18", name="tiny", cv_score=0.5), tmp_path / "a")
+    assert main(["zoo", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 model card(s)" in out and "tiny" in out and "Unet/resnet18" in out and "0.5000" in out
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "card.json").write_text("{}")
+    assert main(["zoo", str(tmp_path)]) == 2
+    assert "not a hubkit model card" in capsys.readouterr().err
