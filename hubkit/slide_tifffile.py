@@ -40,17 +40,31 @@ class TifffileSlide(BaseSlide):
                 if page.samplesperpixel not in (1, 3, 4):
                     raise SlideError(f"{self.name}: unsupported band layout: {page.samplesperpixel} samples per pixel")
                 self.level_shapes.append((page.imagelength, page.imagewidth))
+            self._band_pages = self._find_band_pages(tf)
         except IndexError:
             raise SlideError(f"{self.name}: the TIFF holds no image") from None
         finally:
             tf.close()
         self._handles = PerThread(lambda: tifffile.TiffFile(self.name), lambda t: t.close())
 
+    def _find_band_pages(self, tf) -> list[int]:
+        """Page indices of a one-band-per-page RGB file (the layout rasterio shows as count != 3)."""
+        first = tf.pages[0]
+        if first.samplesperpixel != 1 or len(tf.pages) < 3:
+            return []
+        pages = [tf.pages[i] for i in range(3)]
+        if all(p.samplesperpixel == 1 and p.shape == first.shape and p.dtype == first.dtype for p in pages):
+            self.level_shapes = self.level_shapes[:1]  # the other pages are colours, not levels
+            return [0, 1, 2]
+        return []
+
     def _read_level(self, level: int, window: Window) -> np.ndarray:
         tf = self._handles.get()
-        page = tf.series[0].levels[level].keyframe
         try:
-            return self._decode_window(tf, page, window)
+            if self._band_pages:
+                planes = [self._decode_window(tf, tf.pages[i], window)[..., 0] for i in self._band_pages]
+                return np.stack(planes, axis=-1)
+            return self._decode_window(tf, tf.series[0].levels[level].keyframe, window)
         except SlideError:
             raise
         except Exception as err:  # noqa: BLE001 - codec and file errors of many kinds

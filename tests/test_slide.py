@@ -53,7 +53,7 @@ LAYOUTS = [
     ("planar", _write_planar, ["rasterio", "tifffile"], lambda a: a),
     ("bigtiff", _write_bigtiff, ["rasterio", "tifffile"], lambda a: a),
     ("leading-1-axes", _write_leading_axes, ["rasterio", "tifffile"], lambda a: a),
-    ("one-band-per-page", _write_pages, ["rasterio"], lambda a: a),
+    ("one-band-per-page", _write_pages, ["rasterio", "tifffile"], lambda a: a),
     ("rgba", _write_rasterio_rgba, ["rasterio", "tifffile"], lambda a: a),
     ("grey", _write_grey, ["rasterio", "tifffile"], lambda a: np.repeat(a[..., 1:2], 3, axis=-1)),
 ]
