@@ -1,4 +1,4 @@
-"""The ``hubkit`` command line: ``hubkit info``, ``hubkit zoo``, ``hubkit demo``."""
+"""The ``hubkit`` command line: ``hubkit info``, ``hubkit zoo``, ``hubkit train``, ``hubkit demo``."""
 
 from __future__ import annotations
 
@@ -127,6 +127,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the folds of a config file; each fold's best epoch becomes a zoo model."""
+    import json as _json
+    from dataclasses import replace
+
+    from hubkit.train import load_config, run, summary_json
+
+    cfg = load_config(args.config)
+    overrides = {}
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = _json.loads(value)
+        except ValueError:
+            overrides[key] = value
+    if args.fold is not None:
+        overrides["train_folds"] = args.fold
+    try:
+        cfg = replace(cfg, **overrides)
+    except TypeError as err:
+        raise hubkit.errors.HubkitError(f"--set: {err}") from None
+    results = run(cfg, progress=not args.quiet)
+    if args.summary:
+        summary_json(results, args.summary)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hubkit", description=hubkit.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"hubkit {hubkit.__version__}")
@@ -138,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("zoo", help="list the model cards under a folder")
     p.add_argument("root", nargs="?", help="folder to search (default: hubkit's own zoo)")
     p.set_defaults(func=cmd_zoo)
+
+    p = sub.add_parser("train", help="train zoo models from a JSON/YAML config")
+    p.add_argument("config", help="config file (see hubkit.train.TrainConfig for the keys)")
+    p.add_argument("--fold", type=int, action="append", help="train this fold (repeatable; default: the config's)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (JSON value)")
+    p.add_argument("--summary", help="write the folds' scores to this JSON file")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("demo", help="build a sample slide and run the I/O path end to end")
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")

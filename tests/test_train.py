@@ -1,0 +1,124 @@
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hubkit import zoo
+from hubkit.augment import context_size, train_transforms
+from hubkit.losses import dice_loss, get_loss, lovasz_hinge
+from hubkit.prep import folds_by_group, prepare_tile_folder, read_index, write_index
+from hubkit.train import TrainConfig, load_config, train_fold
+
+
+@pytest.mark.parametrize(
+    "groups, n_folds",
+    [
+        (["a"] * 5 + ["b"] * 3 + ["c"] * 3 + ["d"] * 2, 2),
+        ([f"g{i // 4}" for i in range(40)], 4),
+        (["x", "y", "z", "w", "v"], 5),
+    ],
+)
+def test_folds_never_share_a_group(groups, n_folds):
+    folds = folds_by_group(groups, n_folds)
+    table = pd.DataFrame({"group": groups, "fold": folds})
+    assert (table.groupby("group")["fold"].nunique() == 1).all()
+    assert set(folds) == set(range(n_folds))
+
+
+def test_augmentations_keep_image_and_mask_aligned():
+    rng = np.random.default_rng(0)
+    size = context_size(128)
+    agreement = []
+    for seed in range(20):
+        mask = np.zeros((size, size), np.uint8)
+        for _ in range(3):
+            r, c, rad = rng.integers(20, size - 20, 2).tolist() + [int(rng.integers(8, 30))]
+            yy, xx = np.ogrid[:size, :size]
+            mask[(yy - r) ** 2 + (xx - c) ** 2 < rad**2] = 1
+        mask[: size // 3, : size // 4] = 1  # an asymmetric block: flips and turns must move both alike
+        image = np.repeat((mask * 255)[..., None], 3, axis=2)
+        out = train_transforms(128)(image=image, mask=mask)
+        assert out["image"].shape == (128, 128, 3) and out["mask"].shape == (128, 128)
+        agreement.append(((out["image"].mean(axis=2) > 127) == (out["mask"] > 0)).mean())
+    assert min(agreement) > 0.97
+
+
+@pytest.mark.parametrize("name", ["bce", "dice", "lovasz", "bce+dice", "bce+lovasz"])
+def test_losses_prefer_the_right_answer(name):
+    target = torch.zeros(2, 1, 16, 16)
+    target[:, :, 4:12, 4:12] = 1
+    loss = get_loss(name)
+    good, bad = loss(target * 20 - 10, target), loss(-(target * 20 - 10), target)
+    assert torch.isfinite(good) and good < bad
+
+
+def test_perfect_predictions_cost_nothing():
+    target = torch.zeros(1, 1, 8, 8)
+    target[..., 2:5, 2:5] = 1
+    assert dice_loss(target * 40 - 20, target) < 1e-3
+    assert lovasz_hinge(target * 40 - 20, target) == 0
+
+
+def test_unknown_loss_lists_the_valid_names():
+    with pytest.raises(ValueError, match="bce, dice, lovasz"):
+        get_loss("bce+focal")
+
+
+def test_config_errors_name_the_file(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('{"tiles": "t", "learning_rate": 1}')
+    with pytest.raises(ValueError, match=r"c\.json: unknown config keys \['learning_rate'\]"):
+        load_config(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_tiles(data_dir, tmp_path_factory):
+    """Eight real Vanderbilt tiles in two regions, at 1/4 scale."""
+    src = data_dir / "hubmap-vanderbilt-pas-glomeruli-1600x1200"
+    folder = tmp_path_factory.mktemp("src")
+    (folder / "images").mkdir()
+    (folder / "masks").mkdir()
+    stems = sorted(p.stem for p in (src / "images").glob("*.jpg"))
+    for stem in stems[:4] + stems[-4:]:
+        shutil.copy(src / "images" / f"{stem}.jpg", folder / "images")
+        shutil.copy(src / "masks" / f"{stem}.png", folder / "masks")
+    out = tmp_path_factory.mktemp("tiles")
+    write_index(out, prepare_tile_folder(folder, out, "vanderbilt", scale=4.0, group_size=100))
+    return out
+
+
+def test_tile_prep_writes_an_index_with_groups(tiny_tiles):
+    index, _ = read_index(tiny_tiles)
+    assert len(index) == 8 and index["group"].nunique() == 2
+    assert (index["height"] == 300).all() and (index["width"] == 400).all()
+    assert (index["glomerulus_fraction"] > 0).all()
+
+
+def test_a_few_steps_reduce_the_loss_and_save_a_loadable_model(tiny_tiles, tmp_path):
+    cfg = TrainConfig(tiles=str(tiny_tiles), out=str(tmp_path), name="t", crop=96, batch_size=4, epochs=3,
+                      samples_per_epoch=24, lr=2e-3, folds=2, workers=0, strength=0.0, device="cpu")
+    result = train_fold(cfg, fold=0, progress=False)
+    log = pd.read_csv(tmp_path / "t-fold0.log.csv")
+    assert log["train_loss"].iloc[-1] < log["train_loss"].iloc[0]
+    model, card = zoo.load(tmp_path / "t-fold0")
+    assert card.cv_score == pytest.approx(result["dice"], abs=1e-5) == pytest.approx(log["valid_dice"].max(), abs=1e-5)
+    assert card.scale == 2.0 and card.dtype == "float16" and card.extra["fold"] == 0
+    with torch.inference_mode():
+        assert model(torch.rand(1, 3, 64, 64)).shape == (1, 1, 64, 64)
+
+
+def test_importing_the_training_stack_touches_no_network():
+    code = (
+        "import socket\n"
+        "def refuse(*a, **k): raise SystemExit('network access: ' + repr(a))\n"
+        "socket.socket.connect = refuse\nsocket.getaddrinfo = refuse\n"
+        "import hubkit.train, hubkit.augment, hubkit.zoo\n"
+        "hubkit.zoo.create_model('Unet', 'tu-tf_efficientnet_lite0')\n"
+        "print('clean')\n"
+    )
+    run = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "clean" in run.stdout, run.stdout + run.stderr
