@@ -1,4 +1,4 @@
-"""The ``hubkit`` command line: ``hubkit info``, ``hubkit zoo``, ``hubkit train``, ``hubkit demo``."""
+"""The ``hubkit`` command line: ``info``, ``zoo``, ``train``, ``predict``, ``score``, ``make-competition``, ``demo``."""
 
 from __future__ import annotations
 
@@ -64,67 +64,95 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Build a sample HuBMAP-format slide, read it back windowed, and round-trip its mask's RLE."""
-    from hubkit import rle
-    from hubkit.annotations import load_features, mask_to_features, rasterize, save_geojson
-    from hubkit.sample import find_data_dir, find_tile_pairs, mosaic_slide, synthetic_slide
+def _load_models(zoo_dir, names, device):
+    from hubkit.predict import place_models
+    from hubkit.zoo import default_zoo_dir, load_zoo
+
+    root = Path(zoo_dir) if zoo_dir else default_zoo_dir()
+    return place_models(load_zoo(root, names=names or None), device)
+
+
+def _predict_config(args: argparse.Namespace):
+    from hubkit.predict import PredictConfig
+
+    return PredictConfig(overlap=args.overlap, mode=args.mode, sw_batch_size=args.batch, tta=args.tta,
+                         threshold=args.threshold, device=args.device, progress=not args.quiet).validate()
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict every slide of a competition folder into a submission CSV."""
+    from hubkit.predict import predict_slide
     from hubkit.slide import open_slide
-    from hubkit.tiffwrite import write_slide
-    from hubkit.tiling import MIN_TISSUE_FRACTION, iter_windows, tissue_fraction, tissue_mask
+    from hubkit.submit import predict_folder
+
+    cfg = _predict_config(args)
+    models = _load_models(args.zoo, args.model, cfg.torch_device())
+    print(f"{len(models)} model(s): " + ", ".join(f"{c.name} (1/{c.scale:g}, tile {c.tile_size})" for _, c in models))
+
+    def run(path, slide_id):
+        with open_slide(path) as slide:
+            return predict_slide(slide, models, cfg, name=slide_id)
+
+    errors = predict_folder(args.data_dir, args.out, run, log=lambda m: print(m, file=sys.stderr))
+    failed = [i for i, e in errors.items() if e]
+    print(f"wrote {args.out}: {len(errors)} slide(s), {len(failed)} failed{': ' + ', '.join(failed) if failed else ''}")
+    return 1 if failed else 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Per-image Dice of a submission against a solution, and their mean (the leaderboard score)."""
+    from hubkit.submit import score
+
+    table = score(args.submission, args.solution)
+    for slide_id, d in zip(table["id"], table["dice"]):
+        print(f"  {slide_id:24s} Dice {d:.4f}")
+    print(f"mean Dice {table['dice'].mean():.4f} over {len(table)} image(s)")
+    return 0
+
+
+def cmd_make_competition(args: argparse.Namespace) -> int:
+    """Build a local competition folder from real tiles with masks."""
+    from hubkit.competition import FULL, SMALL, default_tiles_dir, make_competition
+
+    tiles = Path(args.tiles) if args.tiles else default_tiles_dir()
+    table = make_competition(args.out, tiles, SMALL if args.small else FULL)
+    for row in table.itertuples():
+        print(f"  {row.id}: {row.height} x {row.width} px, layout {row.layout}, {row.source}")
+    print(f"wrote {args.out}/ (test/<id>.tiff, sample_submission.csv, solution.csv)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job end to end: a local competition, predict with the starter model, score, overlay."""
+    import cv2
+
+    from hubkit.competition import SMALL, STARTER_HELD_OUT_FIRST, default_tiles_dir, make_competition, overlay
+    from hubkit.slide import open_slide
+    from hubkit.submit import score
 
     out = Path(args.out)
-    (out / "train").mkdir(parents=True, exist_ok=True)
-    tiles = Path(args.tiles) if args.tiles else None
-    if tiles is None and not args.synthetic and find_data_dir():
-        tiles = find_data_dir() / "aidpath-pas-glomeruli-1024"
-    if tiles is not None and find_tile_pairs(tiles):
-        pairs = find_tile_pairs(tiles)
-        rgb, mask = mosaic_slide(pairs, columns=6)
-        source = f"REAL tissue: {len(pairs)} tiles from {tiles}"
-    else:
-        rgb, mask = synthetic_slide()
-        source = "SYNTHETIC drawing (no real tiles found; pass --tiles DIR of images/ + masks/)"
-    print(f"sample slide: {rgb.shape[0]} x {rgb.shape[1]} px, {source}")
-
-    encoding = rle.encode(mask)
-    rows = []
-    for layout in ("bands", "pages"):
-        slide_id = f"sample-{layout}"
-        path = write_slide(out / "train" / f"{slide_id}.tiff", rgb, layout=layout)
-        save_geojson(out / "train" / f"{slide_id}.json", mask_to_features(mask))
-        rows.append((slide_id, encoding))
-        t0 = time.perf_counter()
-        with open_slide(path) as slide:
-            tiles_total = tiles_tissue = 0
-            thumb_scale = 16
-            tissue = tissue_mask(slide.thumbnail(thumb_scale))
-            consistent = True
-            runs = rle.parse(encoding, slide.shape)
-            polys = load_features(out / "train" / f"{slide_id}.json")
-            for win in iter_windows(slide.shape, 1024, overlap=0.25):
-                tiles_total += 1
-                if tissue_fraction(tissue, win, thumb_scale) < MIN_TISSUE_FRACTION:
-                    continue
-                tiles_tissue += 1
-                consistent &= slide.read(win, scale=2).shape == (512, 512, 3)
-                inside = win.intersect(slide.shape)
-                truth = mask[inside.slices]
-                consistent &= np.array_equal(rle.decode_window(runs, slide.shape, inside), truth)
-                consistent &= np.array_equal(rasterize(polys, slide.shape, inside), truth)
-            seconds = time.perf_counter() - t0
-        print(
-            f"  {path.name:22s} layout={layout:5s} tiles={tiles_total} with tissue={tiles_tissue} "
-            f"read+check {seconds:.1f} s; RLE and polygon windows equal the mask: {consistent}"
-        )
-        if not consistent:
-            return 1
-    with open(out / "train.csv", "w") as f:
-        f.write("id,encoding\n" + "".join(f"{i},{e}\n" for i, e in rows))
-    decoded = rle.decode(encoding, mask.shape)
-    print(f"  RLE: {len(encoding.split()) // 2} runs, whole-mask round trip exact: {np.array_equal(decoded, mask)}")
-    print(f"wrote a HuBMAP-format folder to {out}/ (train.csv, train/<id>.tiff, train/<id>.json)")
-    return 0
+    tiles = Path(args.tiles) if args.tiles else (None if args.synthetic else default_tiles_dir())
+    data = out / "competition"
+    held_out = tiles is not None and not args.tiles  # the shared Vanderbilt set: use the starter's unseen tiles
+    table = make_competition(data, tiles, SMALL, first_tile=STARTER_HELD_OUT_FIRST if held_out else None)
+    label = f"REAL tissue from {tiles}" if tiles else "SYNTHETIC drawings (no real tiles found; pass --tiles DIR)"
+    if held_out:
+        label += f" (tiles from {STARTER_HELD_OUT_FIRST} on, which the starter model never trained on)"
+    print(f"local competition: {len(table)} slides, {label}")
+    args.data_dir, args.out_csv = data, out / "submission.csv"
+    sub_args = argparse.Namespace(**{**vars(args), "out": str(args.out_csv)})
+    code = cmd_predict(sub_args)
+    result = score(args.out_csv, data / "solution.csv")
+    sub = dict(zip(*[__import__("pandas").read_csv(args.out_csv, dtype=str, keep_default_na=False)[c] for c in ("id", "predicted")]))
+    for row in table.itertuples():
+        d = float(result.loc[result["id"] == row.id, "dice"].iloc[0])
+        with open_slide(data / "test" / f"{row.id}.tiff") as slide:
+            picture = overlay(slide, row.encoding, sub[row.id], scale=8)
+        png = out / f"overlay-{row.id}.png"
+        cv2.imwrite(str(png), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+        print(f"  {row.id}: Dice {d:.4f}  ({row.height} x {row.width} px)  overlay {png} (red truth, green prediction)")
+    print(f"mean Dice {result['dice'].mean():.4f} ({label})")
+    return code
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -174,10 +202,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("demo", help="build a sample slide and run the I/O path end to end")
+    def predict_options(p):
+        p.add_argument("--zoo", help="folder searched for model cards (default: hubkit's own zoo)")
+        p.add_argument("--model", action="append", help="use only this model name (repeatable)")
+        p.add_argument("--tta", default="flip", help="none, flip, flip2 or d4 (default: flip)")
+        p.add_argument("--threshold", type=float, help="probability cut (default: the cards')")
+        p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default: 0.25)")
+        p.add_argument("--mode", default="gaussian", help="blending: gaussian or constant")
+        p.add_argument("--batch", type=int, default=8, help="tiles per forward pass (sw_batch_size)")
+        p.add_argument("--device", default="auto", help="auto, cuda or cpu")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("predict", help="predict a competition folder into submission.csv")
+    p.add_argument("data_dir", help="folder with sample_submission.csv and test/<id>.tiff")
+    p.add_argument("--out", default="submission.csv", help="submission file (default: submission.csv)")
+    predict_options(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("score", help="Dice of a submission against a solution (id,encoding)")
+    p.add_argument("submission")
+    p.add_argument("solution")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("make-competition", help="build a local competition folder from real tiles")
+    p.add_argument("out", help="folder to write")
+    p.add_argument("--tiles", help="folder with images/ and masks/ (default: the shared Vanderbilt tiles)")
+    p.add_argument("--small", action="store_true", help="two small slides instead of three large ones")
+    p.set_defaults(func=cmd_make_competition)
+
+    p = sub.add_parser("demo", help="the main job end to end: local competition, predict, score, overlay")
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
-    p.add_argument("--tiles", help="folder with images/ and masks/ of real tiles (default: the shared AIDPATH set if found)")
-    p.add_argument("--synthetic", action="store_true", help="use the synthetic drawing even when real tiles exist")
+    p.add_argument("--tiles", help="folder with images/ and masks/ (default: the shared Vanderbilt tiles if found)")
+    p.add_argument("--synthetic", action="store_true", help="use synthetic slides even when real tiles exist")
+    predict_options(p)
     p.set_defaults(func=cmd_demo)
     return parser
 
