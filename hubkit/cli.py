@@ -243,7 +243,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except hubkit.errors.HubkitError as err:
+    except (hubkit.errors.HubkitError, ValueError, OSError) as err:
         print(f"hubkit: error: {err}", file=sys.stderr)
         return 2
 

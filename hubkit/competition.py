@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from hubkit import rle
+from hubkit.errors import HubkitError
 from hubkit.sample import find_tile_pairs, mosaic_slide, synthetic_slide
 from hubkit.slide import scaled_size
 from hubkit.tiffwrite import write_slide
@@ -66,7 +67,7 @@ def make_competition(
         The solution table (``id, encoding, height, width, layout, source``).
 
     Raises:
-        ValueError: fewer tiles than the slides need.
+        HubkitError: fewer tiles than the slides need.
     """
     out_dir = Path(out_dir)
     (out_dir / "test").mkdir(parents=True, exist_ok=True)
@@ -75,7 +76,7 @@ def make_competition(
         pairs = [p for p in pairs if p[0].stem >= first_tile]
     need = sum(s.tiles for s in slides)
     if tiles_dir is not None and len(pairs) < need:
-        raise ValueError(f"{tiles_dir}: {len(pairs)} tile pairs, the slides need {need}")
+        raise HubkitError(f"{tiles_dir}: {len(pairs)} tile pairs (images/ + masks/), the slides need {need}")
     rows, used = [], 0
     for n, spec in enumerate(slides):
         slide_id = f"{prefix}-{n}"

@@ -1,38 +1,40 @@
-import csv
-import sys
-
-import numpy as np
+import pandas as pd
 
 from hubkit import rle
 from hubkit.cli import main
 from hubkit.slide import open_slide
 
 
-def test_info_prints_versions_and_device(capsys):
+def test_info_prints_versions_device_and_zoo(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    assert "hubkit" in out and "rasterio" in out and "device:" in out
+    assert "hubkit" in out and "rasterio" in out and "device:" in out and "1 model card(s)" in out
 
 
-def test_demo_writes_a_readable_hubmap_folder(tmp_path, capsys):
-    assert main(["demo", "--synthetic", "--out", str(tmp_path)]) == 0
+def test_demo_runs_the_main_job_on_labelled_synthetic_slides(tmp_path, capsys):
+    assert main(["demo", "--synthetic", "--out", str(tmp_path), "--quiet", "--tta", "none"]) == 0
     out = capsys.readouterr().out
-    assert "SYNTHETIC" in out and "equal the mask: True" in out
-    csv.field_size_limit(sys.maxsize)
-    rows = list(csv.DictReader(open(tmp_path / "train.csv")))
-    assert [r["id"] for r in rows] == ["sample-bands", "sample-pages"]
-    for row in rows:
-        slide = open_slide(tmp_path / "train" / f"{row['id']}.tiff")
-        mask = rle.decode(row["encoding"], slide.shape)
+    assert "SYNTHETIC" in out and "mean Dice" in out
+    sub = pd.read_csv(tmp_path / "submission.csv", dtype=str, keep_default_na=False)
+    solution = pd.read_csv(tmp_path / "competition" / "solution.csv", dtype=str, keep_default_na=False)
+    assert sub["id"].tolist() == solution["id"].tolist() == ["local-0", "local-1"]
+    for slide_id, encoding in zip(solution["id"], solution["encoding"]):
+        assert (tmp_path / f"overlay-{slide_id}.png").stat().st_size > 1000
+        slide = open_slide(tmp_path / "competition" / "test" / f"{slide_id}.tiff")
+        mask = rle.decode(encoding, slide.shape)
         assert 0 < mask.mean() < 0.2
-        # glomeruli are drawn darker than the tissue around them
+        # the synthetic glomeruli are drawn darker than the tissue around them
         pixels = slide.read((0, 0, *slide.shape)).astype(float).mean(axis=2)
         assert pixels[mask == 1].mean() < pixels[mask == 0].mean()
 
 
-def test_demo_falls_back_to_the_labelled_synthetic_slide(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--tiles", str(tmp_path / "missing")]) == 0
-    assert "SYNTHETIC" in capsys.readouterr().out
+def test_bad_input_exits_2_with_a_message(tmp_path, capsys):
+    assert main(["make-competition", str(tmp_path), "--small", "--tiles", str(tmp_path / "none")]) == 2
+    assert "0 tile pairs" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "nothing"), "--out", str(tmp_path / "s.csv")]) == 2
+    assert "neither sample_submission.csv nor test" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path), "--zoo", str(tmp_path / "empty"), "--out", str(tmp_path / "s.csv")]) == 2
+    assert "no card.json found" in capsys.readouterr().err
 
 
 def test_zoo_lists_cards_and_bad_cards_exit_2(tmp_path, capsys):
