@@ -14,7 +14,7 @@ predicted and come out as background. Shapes are ``(height, width)``, positions 
 
 from __future__ import annotations
 
-import math
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -44,13 +44,15 @@ class PredictConfig:
         overlap: tile overlap as a fraction of the tile (``roi_size`` is each card's tile size).
         mode: blending weights: ``"gaussian"`` or ``"constant"``.
         sigma_scale: width of the Gaussian relative to the tile.
-        sw_batch_size: tiles per forward pass.
+        sw_batch_size: tiles per forward pass; None = 2 on CPU (measured fastest on 2 cores:
+            9.7 tiles/s at 2, 5.5 at 8) and 16 on CUDA.
         tta: a `hubkit.tta` set: ``"none"``, ``"flip"``, ``"flip2"``, ``"d4"``.
         threshold: probability cut; None = the mean of the cards' thresholds.
         min_tissue: tiles with less tissue than this are skipped (written as background).
         thumb_scale: downscale of the thumbnail the tissue test looks at.
         strip_width: full-resolution columns upsampled and encoded at a time.
-        reader_threads: threads reading tiles ahead of the model.
+        reader_threads: threads reading tiles ahead of the model; None = 2 on CPU (the model needs
+            the cores), every core on CUDA (reading is then the bottleneck).
         device: ``"auto"``, ``"cuda"`` or ``"cpu"``.
         amp: autocast (fp16 on CUDA, bf16 on CPU).
         progress: a tqdm bar and a timing line per slide.
@@ -59,13 +61,13 @@ class PredictConfig:
     overlap: float = 0.25
     mode: str = "gaussian"
     sigma_scale: float = 0.125
-    sw_batch_size: int = 8
+    sw_batch_size: Optional[int] = None
     tta: str = "flip"
     threshold: Optional[float] = None
     min_tissue: float = MIN_TISSUE_FRACTION
     thumb_scale: int = 32
     strip_width: int = 512
-    reader_threads: int = 2
+    reader_threads: Optional[int] = None
     device: str = "auto"
     amp: bool = True
     progress: bool = False
@@ -78,9 +80,15 @@ class PredictConfig:
         get_tta(self.tta)
         if self.threshold is not None and not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
-        if self.sw_batch_size < 1 or self.strip_width < 1:
+        if (self.sw_batch_size is not None and self.sw_batch_size < 1) or self.strip_width < 1:
             raise ValueError("sw_batch_size and strip_width must be >= 1")
         return self
+
+    def batch_size(self, device: torch.device) -> int:
+        return self.sw_batch_size or (16 if device.type == "cuda" else 2)
+
+    def readers(self, device: torch.device) -> int:
+        return self.reader_threads or (max(2, os.cpu_count() or 2) if device.type == "cuda" else 2)
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":
@@ -143,7 +151,7 @@ class _Group:
     def columns(self, bar=None) -> Iterator[tuple[int, np.ndarray]]:
         """Released model-scale strips ``(first column, (height, width) float32)``, left to right."""
         merger = ColumnMerger(self.shape)
-        batch = self.cfg.sw_batch_size
+        batch = self.cfg.batch_size(self.device)
         pending = [self._column_windows(c) for c in self.cols[:1]]
         reads = [[self.pool.submit(self._read, w) for w in pending[0]]]
         for j, c in enumerate(self.cols):
@@ -193,10 +201,12 @@ def probability_strips(slide: BaseSlide, models, cfg: PredictConfig, bar=None) -
     if not models:
         raise ValueError("no models to predict with")
     device = cfg.torch_device()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # one tile size per group: autotune once
     h, w = slide.shape
-    tissue = tissue_mask(slide.thumbnail(cfg.thumb_scale))
+    tissue = tissue_mask(slide.thumbnail(cfg.thumb_scale, threads=cfg.readers(device)))
     n_models = len(models)
-    with ThreadPoolExecutor(cfg.reader_threads) as pool:
+    with ThreadPoolExecutor(cfg.readers(device)) as pool:
         groups = [_Group(slide, members, cfg, tissue, pool, device) for members in _group_models(models)]
         state = []
         for g in groups:
@@ -228,7 +238,8 @@ def _threshold(models, cfg: PredictConfig) -> float:
     return cfg.threshold if cfg.threshold is not None else float(np.mean([card.threshold for _, card in models]))
 
 
-def predict_slide(slide: BaseSlide, models, cfg: Optional[PredictConfig] = None, name: str = "") -> str:
+def predict_slide(slide: BaseSlide, models, cfg: Optional[PredictConfig] = None, name: str = "",
+                  stats: Optional[dict] = None) -> str:
     """Run the ensemble over a slide and return its RLE (the competition's encoding).
 
     Args:
@@ -236,6 +247,8 @@ def predict_slide(slide: BaseSlide, models, cfg: Optional[PredictConfig] = None,
         models: ``[(model, card), ...]`` from `hubkit.zoo.load_zoo`, on the config's device.
         cfg: inference settings.
         name: slide id, for the progress bar and timing line.
+        stats: if given, filled with ``tiles_run`` and ``tiles_total`` (tile predictions, summed over
+            models) and ``seconds``.
 
     Returns:
         The encoding of the thresholded prediction (full resolution).
@@ -255,12 +268,14 @@ def predict_slide(slide: BaseSlide, models, cfg: Optional[PredictConfig] = None,
     for _, strip, groups in probability_strips(slide, models, cfg, bar):
         encoder.add(strip > threshold)
     encoding = encoder.finish()
+    run = sum(g.tiles_run * len(g.members) for g in groups)
+    total = sum(g.tiles_total * len(g.members) for g in groups)
+    seconds = time.perf_counter() - t0
+    if stats is not None:
+        stats.update(tiles_run=run, tiles_total=total, seconds=seconds)
     if bar is not None:
         bar.close()
-        run = sum(g.tiles_run for g in groups)
-        total = sum(g.tiles_total for g in groups)
-        print(f"{name or slide.name}: {h} x {w} px, {run} of {total} tiles had tissue, "
-              f"{time.perf_counter() - t0:.1f} s", flush=True)
+        print(f"{name or slide.name}: {h} x {w} px, {run} of {total} tile predictions had tissue, {seconds:.1f} s", flush=True)
     return encoding
 
 

@@ -28,7 +28,7 @@ from hubkit.window import Window, as_window
 __all__ = ["BaseSlide", "InMemorySlide", "SlideError", "open_slide", "as_rgb", "scaled_size"]
 
 _LEVEL_TOLERANCE = 1.01  # a level 2.0003x smaller still serves a scale-2 read
-_THUMB_BLOCK = 1024  # output pixels per side of each block `thumbnail` reads
+_THUMB_BLOCK_PX = 4096  # full-resolution pixels per side of each block `thumbnail` reads (48 MB)
 
 
 def scaled_size(n: int, scale: float) -> int:
@@ -140,25 +140,32 @@ class BaseSlide:
         c1 = min(w, max(c0 + 1, math.ceil(window.stop[1] / fx)))
         return Window(r0, c0, r1 - r0, c1 - c0)
 
-    def thumbnail(self, scale: int, fill: int = 0) -> np.ndarray:
-        """The whole slide shrunk ``scale`` times, read block by block.
+    def thumbnail(self, scale: int, fill: int = 0, threads: int = 2) -> np.ndarray:
+        """The whole slide shrunk ``scale`` times, read block by block in ``threads`` threads.
 
         Returns:
             ``(scaled_size(H, scale), scaled_size(W, scale), 3)`` uint8, equal to
-            ``read((0, 0, H, W), scale)`` but never holding more than a block at full resolution.
+            ``read((0, 0, H, W), scale)`` but holding at most one 4096 x 4096 full-resolution
+            block per thread.
         """
+        from concurrent.futures import ThreadPoolExecutor
+
         scale = int(scale)
         if scale < 1:
             raise SlideError(f"{self.name}: thumbnail scale must be a whole number >= 1, got {scale}")
         h, w = self.shape
         out = np.empty((scaled_size(h, scale), scaled_size(w, scale), 3), np.uint8)
-        step = _THUMB_BLOCK
-        for r in range(0, out.shape[0], step):
-            for c in range(0, out.shape[1], step):
-                rows = min(step * scale, h - r * scale)
-                cols = min(step * scale, w - c * scale)
-                block = self.read((r * scale, c * scale, rows, cols), scale, fill)
-                out[r : r + block.shape[0], c : c + block.shape[1]] = block[: out.shape[0] - r, : out.shape[1] - c]
+        step = max(1, _THUMB_BLOCK_PX // scale)  # output pixels per block side
+
+        def fill_block(r: int, c: int) -> None:
+            rows = min(step * scale, h - r * scale)
+            cols = min(step * scale, w - c * scale)
+            block = self.read((r * scale, c * scale, rows, cols), scale, fill)
+            out[r : r + block.shape[0], c : c + block.shape[1]] = block[: out.shape[0] - r, : out.shape[1] - c]
+
+        blocks = [(r, c) for r in range(0, out.shape[0], step) for c in range(0, out.shape[1], step)]
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            list(pool.map(lambda rc: fill_block(*rc), blocks))
         return out
 
     def close(self) -> None:
@@ -242,15 +249,20 @@ def open_slide(path, backend: str = "auto") -> BaseSlide:
     Raises:
         SlideError: missing, corrupt or truncated file, or an unsupported band layout.
     """
-    from hubkit.slide_rasterio import RasterioSlide
-    from hubkit.slide_tifffile import TifffileSlide
-
     path = Path(path)
     if not path.is_file():
         raise SlideError(f"{path}: no such file")
     if backend not in ("auto", "rasterio", "tifffile"):
         raise SlideError(f"{path}: unknown backend {backend!r}; use 'auto', 'rasterio' or 'tifffile'")
+    from hubkit.slide_tifffile import TifffileSlide  # backends import lazily: either may be absent
+
     if backend == "tifffile" or (backend == "auto" and path.suffix.lower() == ".svs"):
+        return TifffileSlide(path)
+    try:
+        from hubkit.slide_rasterio import RasterioSlide
+    except ImportError:
+        if backend == "rasterio":
+            raise SlideError(f"{path}: rasterio is not installed") from None
         return TifffileSlide(path)
     try:
         return RasterioSlide(path)

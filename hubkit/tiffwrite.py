@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -11,7 +11,7 @@ import tifffile
 
 from hubkit.slide import as_rgb
 
-__all__ = ["write_slide"]
+__all__ = ["write_slide", "write_slide_streamed"]
 
 LAYOUTS = ("bands", "pages")
 
@@ -59,4 +59,38 @@ def write_slide(
         for f in sorted(overviews):
             small = cv2.resize(rgb, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
             tw.write(small, photometric="rgb", subfiletype=1, **opts)
+    return path
+
+
+def write_slide_streamed(
+    path,
+    shape: tuple[int, int],
+    read_tile: Callable[[int, int, int, int], np.ndarray],
+    tile: int = 512,
+    compression: Optional[str] = "zlib",
+) -> Path:
+    """Write a slide too large for memory, tile by tile (``bands`` layout, BigTIFF).
+
+    Args:
+        path: output file.
+        shape: ``(height, width)`` of the slide.
+        read_tile: ``read_tile(row, col, height, width) -> (height, width, 3)`` uint8, called for
+            each tile in row-major order (edge tiles are asked for their inside part only).
+        tile: tile side in pixels (a multiple of 16).
+    """
+    h, w = int(shape[0]), int(shape[1])
+
+    def tiles() -> Iterator[np.ndarray]:
+        for r in range(0, h, tile):
+            for c in range(0, w, tile):
+                part = read_tile(r, c, min(tile, h - r), min(tile, w - c))
+                if part.shape[:2] != (tile, tile):
+                    full = np.zeros((tile, tile, 3), np.uint8)
+                    full[: part.shape[0], : part.shape[1]] = part
+                    part = full
+                yield part
+
+    path = Path(path)
+    tifffile.imwrite(path, data=tiles(), shape=(h, w, 3), dtype=np.uint8, tile=(tile, tile),
+                     compression=compression, photometric="rgb", bigtiff=True)
     return path

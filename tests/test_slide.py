@@ -246,7 +246,8 @@ def test_real_svs_windows_match_tifffile(data_dir, name, levels):
         assert thumb.shape == (scaled_size(levels[0][0], 8), scaled_size(levels[0][1], 8), 3)
         # downscaled from level 1 where the file has one, from level 0 otherwise: both close to the truth
         expected = InMemorySlide(reference).read((0, 0, *levels[0]), scale=8)
-        assert np.abs(thumb.astype(int) - expected).mean() < 3
+        # (read block by block from a level 2.0005x smaller: block edges land a fraction of a pixel off)
+        assert np.abs(thumb.astype(int) - expected).mean() < 5
 
 
 def test_cmu_svs_via_rasterio_too(data_dir):
