@@ -136,7 +136,12 @@ class _Group:
 
     @torch.inference_mode()
     def _predict(self, tiles: list[np.ndarray]) -> np.ndarray:
-        x = torch.from_numpy(np.stack(tiles)).to(self.device).permute(0, 3, 1, 2).float()
+        n = len(tiles)
+        batch = np.stack(tiles)
+        if self.device.type == "cuda" and n < self.cfg.batch_size(self.device):
+            # One batch shape: cudnn autotunes each new shape, which costs seconds per shape.
+            batch = np.concatenate([batch, np.zeros((self.cfg.batch_size(self.device) - n, *batch.shape[1:]), batch.dtype)])
+        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float()
         x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         total = torch.zeros(x.shape[0], self.tile, self.tile, device=self.device)
@@ -146,7 +151,7 @@ class _Group:
                 with torch.autocast(self.device.type, dtype=amp_dtype, enabled=self.cfg.amp):
                     logits = model(t.forward(x))
                 total += t.inverse(_glomerulus_probability(logits))
-        return (total / (len(self.members) * len(transforms))).cpu().numpy()
+        return (total[:n] / (len(self.members) * len(transforms))).cpu().numpy()
 
     def columns(self, bar=None) -> Iterator[tuple[int, np.ndarray]]:
         """Released model-scale strips ``(first column, (height, width) float32)``, left to right."""
