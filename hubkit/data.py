@@ -89,6 +89,7 @@ class TrainTiles(_Tiles):
         rng = np.random.default_rng((self.seed, self.epoch, item))
         i = int(rng.integers(len(self.index)))
         image, mask = self.crop(i, rng)
+        self.transforms.set_random_seed(int(rng.integers(2**31)))
         out = self.transforms(image=image, mask=mask)
         return normalize(out["image"], self.mean, self.std), torch.from_numpy(out["mask"][None].astype(np.float32))
 

@@ -87,6 +87,22 @@ def prepare_tile_folder(folder, out_dir, source: str, scale: float, group_size: 
     return rows
 
 
+def _training_slides(competition_dir: Path):
+    """``(slide id, RLE or None, polygons or None)``: RLE where ``train.csv`` has the slide, else
+    its ``train/<id>.json`` glomerulus polygons."""
+    from hubkit.annotations import load_features
+
+    train = competition_dir / "train.csv"
+    table = pd.read_csv(train, dtype=str, keep_default_na=False) if train.is_file() else pd.DataFrame(columns=["id", "encoding"])
+    encodings = dict(zip(table["id"], table["encoding"]))
+    polygons = {p.stem for p in (competition_dir / "train").glob("*.json") if not p.stem.endswith("-anatomical-structure")}
+    for slide_id in sorted(set(encodings) | polygons):
+        if slide_id in encodings:
+            yield slide_id, encodings[slide_id], None
+        else:
+            yield slide_id, None, load_features(competition_dir / "train" / f"{slide_id}.json")
+
+
 def prepare_slides(
     competition_dir,
     out_dir,
@@ -98,7 +114,8 @@ def prepare_slides(
     """Cut tiles from competition training slides: every tile touching a glomerulus, plus random tissue.
 
     Args:
-        competition_dir: holds ``train.csv`` (``id,encoding``) and ``train/<id>.tiff``.
+        competition_dir: holds ``train/<id>.tiff`` with ``train.csv`` (``id,encoding``) rows or
+            ``train/<id>.json`` glomerulus polygons.
         out_dir: the tile set folder.
         scale: downscale factor to model scale.
         tile: tile side at model scale.
@@ -110,18 +127,26 @@ def prepare_slides(
     competition_dir, out_dir = Path(competition_dir), Path(out_dir)
     csv.field_size_limit(sys.maxsize)
     rng = np.random.default_rng(seed)
-    table = pd.read_csv(competition_dir / "train.csv", dtype=str, keep_default_na=False)
     rows = []
     size = int(round(tile * scale))
-    for slide_id, encoding in zip(table["id"], table["encoding"]):
+    from hubkit.annotations import rasterize
+
+    for slide_id, encoding, features in _training_slides(competition_dir):
         with open_slide(competition_dir / "train" / f"{slide_id}.tiff") as slide:
-            runs = rle.parse(encoding, slide.shape, name=slide_id)
+            if encoding is not None:
+                runs = rle.parse(encoding, slide.shape, name=slide_id)
+
+                def mask_of(win, runs=runs, shape=slide.shape):
+                    return rle.decode_window(runs, shape, win)
+            else:
+                def mask_of(win, features=features, shape=slide.shape):
+                    return rasterize(features, shape, win, labels=["glomerulus"])
             thumb_scale = 32
             tissue = tissue_mask(slide.thumbnail(thumb_scale))
-            for k, win in enumerate(iter_windows(slide.shape, size, overlap=0.25)):
+            for win in iter_windows(slide.shape, size, overlap=0.25):
                 if tissue_fraction(tissue, win, thumb_scale) < MIN_TISSUE_FRACTION:
                     continue
-                mask = rle.decode_window(runs, slide.shape, win)
+                mask = mask_of(win)
                 if not mask.any() and rng.random() >= random_share:
                     continue
                 image, small = _shrink(slide.read(win), mask, scale)

@@ -50,6 +50,7 @@ class TrainConfig:
         folds: how many folds to split the groups into; ``train_folds``: which to train.
         sources_valid: validate on tiles from these sources only (all when empty).
         mixup: probability of mixing a batch with a shuffled copy of itself (MixUp).
+        cutmix: probability of pasting a random box of a shuffled copy into the batch (CutMix).
         strength: augmentation strength.
         workers: DataLoader workers.
         device: ``"auto"``, ``"cuda"`` or ``"cpu"``.
@@ -79,6 +80,7 @@ class TrainConfig:
     train_folds: list = field(default_factory=lambda: [0])
     sources_valid: list = field(default_factory=list)
     mixup: float = 0.0
+    cutmix: float = 0.0
     strength: float = 1.0
     workers: int = 2
     device: str = "auto"
@@ -150,8 +152,32 @@ def evaluate(model, loader, device, amp_dtype, threshold: float = 0.5) -> dict:
     return {"dice": 1.0 if total == 0 else 2 * inter / total, "dice_per_tile": float(np.mean(per_tile))}
 
 
+def _mix(image: torch.Tensor, mask: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """MixUp (blend with a shuffled batch) and CutMix (paste a box of it), each with its probability."""
+    if cfg.mixup and random.random() < cfg.mixup:
+        lam = float(np.random.beta(0.4, 0.4))
+        perm = torch.randperm(image.shape[0], device=image.device)
+        image = lam * image + (1 - lam) * image[perm]
+        mask = lam * mask + (1 - lam) * mask[perm]
+    if cfg.cutmix and random.random() < cfg.cutmix:
+        h, w = image.shape[-2:]
+        side = np.sqrt(1 - np.random.beta(1.0, 1.0))
+        bh, bw = int(h * side), int(w * side)
+        r, c = np.random.randint(0, h - bh + 1), np.random.randint(0, w - bw + 1)
+        perm = torch.randperm(image.shape[0], device=image.device)
+        image, mask = image.clone(), mask.clone()
+        image[..., r : r + bh, c : c + bw] = image[perm][..., r : r + bh, c : c + bw]
+        mask[..., r : r + bh, c : c + bw] = mask[perm][..., r : r + bh, c : c + bw]
+    return image, mask
+
+
 def train_fold(cfg: TrainConfig, fold: int, progress: bool = True) -> dict:
     """Train one fold; save its best epoch as a zoo model. Returns the fold's summary."""
+    if cfg.classes != 1:
+        raise ValueError(
+            "training a 2-class (healthy/unhealthy) head needs masks labelled 1 and 2; the tile sets "
+            "hubkit prepares have one class, so set classes to 1"
+        )
     _seed(cfg.seed + fold)
     device = _device(cfg.device)
     index, root = read_index(cfg.tiles)
@@ -195,11 +221,7 @@ def train_fold(cfg: TrainConfig, fold: int, progress: bool = True) -> dict:
             for image, mask in bar:
                 image = image.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                 mask = mask.to(device, non_blocking=True)
-                if cfg.mixup and random.random() < cfg.mixup:
-                    lam = float(np.random.beta(0.4, 0.4))
-                    perm = torch.randperm(image.shape[0], device=device)
-                    image = lam * image + (1 - lam) * image[perm]
-                    mask = lam * mask + (1 - lam) * mask[perm]
+                image, mask = _mix(image, mask, cfg)
                 with torch.autocast(device.type, dtype=amp_dtype):
                     logits = model(image)
                 loss = loss_fn(logits.float(), mask)

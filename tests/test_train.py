@@ -2,6 +2,7 @@ import shutil
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,7 +34,9 @@ def test_augmentations_keep_image_and_mask_aligned():
     rng = np.random.default_rng(0)
     size = context_size(128)
     agreement = []
+    transforms = train_transforms(128)
     for seed in range(20):
+        transforms.set_random_seed(seed)
         mask = np.zeros((size, size), np.uint8)
         for _ in range(3):
             r, c, rad = rng.integers(20, size - 20, 2).tolist() + [int(rng.integers(8, 30))]
@@ -41,7 +44,7 @@ def test_augmentations_keep_image_and_mask_aligned():
             mask[(yy - r) ** 2 + (xx - c) ** 2 < rad**2] = 1
         mask[: size // 3, : size // 4] = 1  # an asymmetric block: flips and turns must move both alike
         image = np.repeat((mask * 255)[..., None], 3, axis=2)
-        out = train_transforms(128)(image=image, mask=mask)
+        out = transforms(image=image, mask=mask)
         assert out["image"].shape == (128, 128, 3) and out["mask"].shape == (128, 128)
         agreement.append(((out["image"].mean(axis=2) > 127) == (out["mask"] > 0)).mean())
     assert min(agreement) > 0.97
@@ -122,3 +125,64 @@ def test_importing_the_training_stack_touches_no_network():
     )
     run = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and "clean" in run.stdout, run.stdout + run.stderr
+
+
+def test_mixing_keeps_image_and_mask_together():
+    torch.manual_seed(0)
+    image = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 3, 16, 16).clone()
+    mask = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 1, 16, 16).clone()
+    from hubkit.train import _mix
+
+    for cfg in (TrainConfig(tiles="t", cutmix=1.0), TrainConfig(tiles="t", mixup=1.0)):
+        mixed_image, mixed_mask = _mix(image, mask, cfg)
+        assert torch.allclose(mixed_image[:, :1], mixed_mask)  # every pixel's label came with it
+
+
+def test_two_class_training_without_two_class_masks_is_refused(tiny_tiles, tmp_path):
+    with pytest.raises(ValueError, match="needs masks labelled 1 and 2"):
+        train_fold(TrainConfig(tiles=str(tiny_tiles), out=str(tmp_path), classes=2), fold=0, progress=False)
+
+
+def test_tiles_from_competition_slides_with_rle_or_polygons(tmp_path, data_dir):
+    from hubkit import rle as rle_mod
+    from hubkit.annotations import mask_to_features, save_geojson
+    from hubkit.prep import prepare_slides
+    from hubkit.sample import find_tile_pairs, mosaic_slide, read_mask
+    from hubkit.tiffwrite import write_slide
+
+    pairs = find_tile_pairs(data_dir / "aidpath-pas-glomeruli-1024")
+    comp = tmp_path / "comp"
+    (comp / "train").mkdir(parents=True)
+    truth = {}
+    for slide_id, chunk in (("a", pairs[:2]), ("b", pairs[2:4])):
+        rgb, mask = mosaic_slide(chunk, columns=2)
+        write_slide(comp / "train" / f"{slide_id}.tiff", rgb)
+        truth[slide_id] = mask
+    pd.DataFrame({"id": ["a"], "encoding": [rle_mod.encode(truth["a"])]}).to_csv(comp / "train.csv", index=False)
+    save_geojson(comp / "train" / "b.json", mask_to_features(truth["b"]))  # b has polygons only
+    out = tmp_path / "tiles"
+    rows = prepare_slides(comp, out, scale=2.0, tile=256, random_share=0.0)
+    assert {r["group"] for r in rows} == {"a", "b"}
+    for r in rows:
+        slide_id, row, col = r["image"].split("/")[1][:-4].split("_")
+        expected = truth[slide_id][int(row) : int(row) + 512, int(col) : int(col) + 512]
+        got = read_mask(out / r["mask"])
+        assert got.any() and got.shape == (256, 256)
+        small = cv2.resize(expected.astype(np.float32), (256, 256), interpolation=cv2.INTER_AREA) >= 0.5
+        assert (got == small).mean() > 0.99
+
+
+def test_training_crops_are_reproducible_and_favour_glomeruli(tiny_tiles):
+    from hubkit.data import TrainTiles
+
+    index, root = read_index(tiny_tiles)
+    a = TrainTiles(index, root, 64, (0.5,) * 3, (0.2,) * 3, samples=40, glomerulus_p=1.0, seed=3)
+    b = TrainTiles(index, root, 64, (0.5,) * 3, (0.2,) * 3, samples=40, glomerulus_p=1.0, seed=3)
+    for item in (0, 7):
+        (xa, ma), (xb, mb) = a[item], b[item]
+        assert torch.equal(xa, xb) and torch.equal(ma, mb)
+    a.set_epoch(1)
+    assert not torch.equal(a[0][0], b[0][0])
+    # centred on a glomerulus pixel: the crop centre is foreground nearly always
+    centres = [float(a[i][1][0, 32, 32]) for i in range(40)]
+    assert np.mean(centres) > 0.8
