@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--threshold", type=float, help="probability cut (default: the cards')")
         p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default: 0.25)")
         p.add_argument("--mode", default="gaussian", help="blending: gaussian or constant")
-        p.add_argument("--batch", type=int, help="tiles per forward pass (sw_batch_size; default 2 on CPU, 16 on CUDA)")
+        p.add_argument("--batch", type=int, help="tiles per forward pass (sw_batch_size; default 1 on CPU, 16 on CUDA)")
         p.add_argument("--device", default="auto", help="auto, cuda or cpu")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
 

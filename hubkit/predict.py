@@ -44,8 +44,8 @@ class PredictConfig:
         overlap: tile overlap as a fraction of the tile (``roi_size`` is each card's tile size).
         mode: blending weights: ``"gaussian"`` or ``"constant"``.
         sigma_scale: width of the Gaussian relative to the tile.
-        sw_batch_size: tiles per forward pass; None = 2 on CPU (measured fastest on 2 cores:
-            9.7 tiles/s at 2, 5.5 at 8) and 16 on CUDA.
+        sw_batch_size: tiles per forward pass; None = 1 on CPU (fastest on 2 cores: a 60 Mpx slide
+            took 17.2 s at 1, 20.5 s at 2, 23.3 s at 4) and 16 on CUDA.
         tta: a `hubkit.tta` set: ``"none"``, ``"flip"``, ``"flip2"``, ``"d4"``.
         threshold: probability cut; None = the mean of the cards' thresholds.
         min_tissue: tiles with less tissue than this are skipped (written as background).
@@ -85,7 +85,7 @@ class PredictConfig:
         return self
 
     def batch_size(self, device: torch.device) -> int:
-        return self.sw_batch_size or (16 if device.type == "cuda" else 2)
+        return self.sw_batch_size or (16 if device.type == "cuda" else 1)
 
     def readers(self, device: torch.device) -> int:
         return self.reader_threads or (max(2, os.cpu_count() or 2) if device.type == "cuda" else 2)
