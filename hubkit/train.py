@@ -28,7 +28,7 @@ from hubkit.data import TrainTiles, ValidTiles
 from hubkit.losses import get_loss
 from hubkit.prep import folds_by_group, read_index, tile_set_stats
 
-__all__ = ["TrainConfig", "load_config", "run", "train_fold"]
+__all__ = ["TrainConfig", "load_config", "run", "train_fold", "train_loader"]
 
 
 @dataclass
@@ -171,6 +171,13 @@ def _mix(image: torch.Tensor, mask: torch.Tensor, cfg: TrainConfig) -> tuple[tor
     return image, mask
 
 
+def train_loader(dataset: TrainTiles, cfg: TrainConfig, pin_memory: bool = False) -> DataLoader:
+    """Batches of training crops. Workers are made afresh each epoch (not persistent), so they see
+    the epoch `TrainTiles.set_epoch` sets and draw new crops."""
+    return DataLoader(dataset, cfg.batch_size, shuffle=False, num_workers=cfg.workers, pin_memory=pin_memory,
+                      drop_last=True)
+
+
 def train_fold(cfg: TrainConfig, fold: int, progress: bool = True) -> dict:
     """Train one fold; save its best epoch as a zoo model. Returns the fold's summary."""
     if cfg.classes != 1:
@@ -192,8 +199,7 @@ def train_fold(cfg: TrainConfig, fold: int, progress: bool = True) -> dict:
                           strength=cfg.strength, seed=cfg.seed)
     valid_ds = ValidTiles(valid_idx, root, stats["mean"], stats["std"])
     pin = device.type == "cuda"
-    train_dl = DataLoader(train_ds, cfg.batch_size, shuffle=False, num_workers=cfg.workers, pin_memory=pin,
-                          drop_last=True, persistent_workers=cfg.workers > 0)
+    train_dl = train_loader(train_ds, cfg, pin)
     valid_dl = DataLoader(valid_ds, 1, num_workers=cfg.workers, pin_memory=pin)
     model = zoo.create_model(cfg.architecture, cfg.encoder, cfg.classes, pretrained=cfg.pretrained or None)
     model = model.to(device).to(memory_format=torch.channels_last)
