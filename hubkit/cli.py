@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-import time
 from importlib import metadata
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
 
 import hubkit
 import hubkit.errors

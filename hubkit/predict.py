@@ -159,7 +159,7 @@ class _Group:
         batch = self.cfg.batch_size(self.device)
         pending = [self._column_windows(c) for c in self.cols[:1]]
         reads = [[self.pool.submit(self._read, w) for w in pending[0]]]
-        for j, c in enumerate(self.cols):
+        for j in range(len(self.cols)):
             wins, futures = pending.pop(0), reads.pop(0)
             if j + 1 < len(self.cols):  # read the next column while this one runs
                 nxt = self._column_windows(self.cols[j + 1])
@@ -270,7 +270,7 @@ def predict_slide(slide: BaseSlide, models, cfg: Optional[PredictConfig] = None,
                     * len(grid_starts(scaled_size(w, c.scale), c.tile_size, cfg.overlap)) for c in cards)
         bar = tqdm(total=tiles, desc=name or slide.name, unit="tile", leave=False)
     groups = []
-    for _, strip, groups in probability_strips(slide, models, cfg, bar):
+    for _, strip, groups in probability_strips(slide, models, cfg, bar):  # noqa: B007 - groups read below
         encoder.add(strip > threshold)
     encoding = encoder.finish()
     run = sum(g.tiles_run * len(g.members) for g in groups)

@@ -17,7 +17,7 @@ import math
 import os
 import threading
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np

@@ -83,8 +83,8 @@ class RasterioSlide(BaseSlide):
         self.level_shapes = [shape]
         self._overview_levels = [None]
         if self.layout != "pages":
-            for i, f in enumerate(sorted(ds.overviews(1))):
-                # GDAL lists decimation factors; open each level to learn its exact size.
+            for i in range(len(ds.overviews(1))):
+                # GDAL lists decimation factors, in no set order; open each level for its exact size.
                 with _open(self.name, overview_level=i) as ov:
                     self.level_shapes.append((ov.height, ov.width))
                     self._overview_levels.append(i)

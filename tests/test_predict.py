@@ -6,8 +6,8 @@ import torch
 from hubkit import rle
 from hubkit.card import ModelCard
 from hubkit.cli import main
-from hubkit.competition import SMALL, SlideSpec, make_competition
-from hubkit.predict import PredictConfig, place_models, predict_image, predict_slide
+from hubkit.competition import SlideSpec, make_competition
+from hubkit.predict import PredictConfig, predict_image, predict_slide
 from hubkit.slide import InMemorySlide, open_slide
 from hubkit.submit import dice_from_rle, predict_folder, score, ScoreError
 from hubkit.tiffwrite import write_slide

@@ -1,7 +1,6 @@
 import json
 
 import cv2
-import numpy as np
 import pytest
 import torch
 from skimage import data as skdata
