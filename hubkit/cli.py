@@ -123,6 +123,7 @@ def cmd_make_competition(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job end to end: a local competition, predict with the starter model, score, overlay."""
     import cv2
+    import pandas as pd
 
     from hubkit.competition import SMALL, STARTER_HELD_OUT_FIRST, default_tiles_dir, make_competition, overlay
     from hubkit.slide import open_slide
@@ -137,11 +138,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if held_out:
         label += f" (tiles from {STARTER_HELD_OUT_FIRST} on, which the starter model never trained on)"
     print(f"local competition: {len(table)} slides, {label}")
-    args.data_dir, args.out_csv = data, out / "submission.csv"
-    sub_args = argparse.Namespace(**{**vars(args), "out": str(args.out_csv)})
-    code = cmd_predict(sub_args)
-    result = score(args.out_csv, data / "solution.csv")
-    sub = dict(zip(*[__import__("pandas").read_csv(args.out_csv, dtype=str, keep_default_na=False)[c] for c in ("id", "predicted")]))
+    submission = out / "submission.csv"
+    code = cmd_predict(argparse.Namespace(**{**vars(args), "data_dir": data, "out": str(submission)}))
+    result = score(submission, data / "solution.csv")
+    predicted = pd.read_csv(submission, dtype=str, keep_default_na=False)
+    sub = dict(zip(predicted["id"], predicted["predicted"]))
     for row in table.itertuples():
         d = float(result.loc[result["id"] == row.id, "dice"].iloc[0])
         with open_slide(data / "test" / f"{row.id}.tiff") as slide:
