@@ -111,7 +111,7 @@ def overlay(slide, truth: str, prediction: str, scale: int = 8) -> np.ndarray:
     """Thumbnail with the truth outlined in red and the prediction in green: ``(h, w, 3)`` uint8 RGB."""
     import cv2
 
-    thumb = slide.thumbnail(scale).copy()
+    thumb = slide.thumbnail(scale)
     h, w = slide.shape
     for encoding, colour in ((truth, (255, 0, 0)), (prediction, (0, 200, 0))):
         runs = rle.parse(encoding, (h, w))
