@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from skimage.measure import label, regionprops
 
-__all__ = ["glomeruli", "match", "Detection", "detection_metrics"]
+__all__ = ["components", "glomeruli", "match", "match_labels", "Detection", "detection_metrics"]
 
 
 def glomeruli(
@@ -35,7 +35,7 @@ def glomeruli(
         pixel_size_um: full-resolution pixel size; adds ``*_um`` / ``*_um2`` columns.
 
     Returns:
-        Columns ``centroid_row, centroid_col, bbox_row0, bbox_col0, bbox_row1, bbox_col1, area_px,
+        Columns ``label`` (the component's number in `components`), ``centroid_row, centroid_col, bbox_row0, bbox_col0, bbox_row1, bbox_col1, area_px,
         equivalent_diameter_px, perimeter_px, eccentricity, solidity, confidence_max,
         confidence_mean`` (positions and sizes in full-resolution pixels).
     """
@@ -44,12 +44,13 @@ def glomeruli(
         raise ValueError(f"probability {np.shape(probability)} and mask {mask.shape} differ in shape")
     if probability is not None and not np.isfinite(probability).all():
         raise ValueError("probability map holds NaN or infinite values")
-    labels = label(mask != 0, connectivity=2)
+    labels = components(mask)
     rows = []
     for region in regionprops(labels, intensity_image=None if probability is None else np.asarray(probability, np.float32)):
         r0, c0, r1, c1 = region.bbox
         cy, cx = region.centroid
         rows.append(dict(
+            label=int(region.label),
             centroid_row=offset[0] + (cy + 0.5) * scale - 0.5,
             centroid_col=offset[1] + (cx + 0.5) * scale - 0.5,
             bbox_row0=offset[0] + int(round(r0 * scale)), bbox_col0=offset[1] + int(round(c0 * scale)),
@@ -63,7 +64,7 @@ def glomeruli(
             confidence_mean=float(region.intensity_mean) if probability is not None else np.nan,
         ))
     table = pd.DataFrame(rows, columns=[
-        "centroid_row", "centroid_col", "bbox_row0", "bbox_col0", "bbox_row1", "bbox_col1", "area_px",
+        "label", "centroid_row", "centroid_col", "bbox_row0", "bbox_col0", "bbox_row1", "bbox_col1", "area_px",
         "equivalent_diameter_px", "perimeter_px", "eccentricity", "solidity", "confidence_max", "confidence_mean"])
     if pixel_size_um:
         table["area_um2"] = table["area_px"] * pixel_size_um**2
@@ -72,17 +73,13 @@ def glomeruli(
     return table
 
 
-def match(prediction: np.ndarray, truth: np.ndarray, iou_threshold: float = 0.5) -> pd.DataFrame:
-    """Pair predicted and true glomeruli one-to-one, greedily by IoU, keeping pairs at or above the threshold.
+def components(mask: np.ndarray) -> np.ndarray:
+    """Glomeruli of a mask: 8-connected components numbered 1, 2, ... (0 = background)."""
+    return label(np.asarray(mask) != 0, connectivity=2)
 
-    Returns:
-        One row per pair: ``pred`` and ``truth`` component labels (1-based, as `skimage.measure.label`
-        numbers them) and their ``iou``.
-    """
-    if np.shape(prediction) != np.shape(truth):
-        raise ValueError(f"prediction {np.shape(prediction)} and truth {np.shape(truth)} differ in shape")
-    pred_labels = label(np.asarray(prediction) != 0, connectivity=2)
-    true_labels = label(np.asarray(truth) != 0, connectivity=2)
+
+def match_labels(pred_labels: np.ndarray, true_labels: np.ndarray, iou_threshold: float = 0.5) -> pd.DataFrame:
+    """`match` on already numbered components (from `components`)."""
     both = (pred_labels > 0) & (true_labels > 0)
     pairs, inter = np.unique(np.stack([pred_labels[both], true_labels[both]]), axis=1, return_counts=True)
     pred_area = np.bincount(pred_labels.ravel())
@@ -96,6 +93,17 @@ def match(prediction: np.ndarray, truth: np.ndarray, iou_threshold: float = 0.5)
             used_t.add(t)
             out.append((p, t, float(iou[k])))
     return pd.DataFrame(out, columns=["pred", "truth", "iou"])
+
+
+def match(prediction: np.ndarray, truth: np.ndarray, iou_threshold: float = 0.5) -> pd.DataFrame:
+    """Pair predicted and true glomeruli one-to-one, greedily by IoU, keeping pairs at or above the threshold.
+
+    Returns:
+        One row per pair: ``pred`` and ``truth`` component numbers (from `components`) and their ``iou``.
+    """
+    if np.shape(prediction) != np.shape(truth):
+        raise ValueError(f"prediction {np.shape(prediction)} and truth {np.shape(truth)} differ in shape")
+    return match_labels(components(prediction), components(truth), iou_threshold)
 
 
 @dataclass
@@ -135,9 +143,9 @@ class Detection:
 
 def detection_metrics(prediction: np.ndarray, truth: np.ndarray, iou_threshold: float = 0.5) -> Detection:
     """TP / FP / FN glomeruli at an IoU threshold, with the pixel Dice beside them."""
-    pairs = match(prediction, truth, iou_threshold)
-    n_pred = int(label(np.asarray(prediction) != 0, connectivity=2).max())
-    n_true = int(label(np.asarray(truth) != 0, connectivity=2).max())
+    pred_labels, true_labels = components(prediction), components(truth)
+    pairs = match_labels(pred_labels, true_labels, iou_threshold)
+    n_pred, n_true = int(pred_labels.max()), int(true_labels.max())
     p, t = np.asarray(prediction) != 0, np.asarray(truth) != 0
     total = p.sum() + t.sum()
     dice = 1.0 if total == 0 else 2.0 * float((p & t).sum()) / float(total)

@@ -1,8 +1,10 @@
-"""The ``hubkit`` command line: ``info``, ``zoo``, ``train``, ``predict``, ``score``, ``make-competition``, ``demo``."""
+"""The ``hubkit`` command line: ``info``, ``zoo``, ``train``, ``predict``, ``score``, ``analyze``,
+``make-competition``, ``demo``."""
 
 from __future__ import annotations
 
 import argparse
+import csv
 import platform
 import sys
 from importlib import metadata
@@ -154,6 +156,86 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def _encodings(path) -> dict:
+    """``{id: encoding}`` from a submission (``id,predicted``) or solution/train (``id,encoding``) CSV."""
+    import pandas as pd
+
+    csv.field_size_limit(sys.maxsize)
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    column = "predicted" if "predicted" in table else "encoding"
+    if "id" not in table or column not in table:
+        raise hubkit.errors.HubkitError(f"{path}: expected columns id and predicted (or encoding)")
+    return dict(zip(table["id"], table[column]))
+
+
+def _find_slide(root: Path, slide_id: str) -> Path:
+    for folder in (root / "test", root / "train", root):
+        for ext in (".tiff", ".tif"):
+            if (folder / f"{slide_id}{ext}").is_file():
+                return folder / f"{slide_id}{ext}"
+    raise hubkit.errors.HubkitError(f"{root}: no slide {slide_id}.tiff in test/, train/ or the folder itself")
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Glomerulus records, detection metrics, density and a report for each predicted slide."""
+    import pandas as pd
+
+    from hubkit.annotations import load_features
+    from hubkit.predict import PredictConfig, predict_image
+    from hubkit.report import write_report
+    from hubkit.slide import open_slide
+    from hubkit.slide_analysis import analyze_slide, cortex_density
+
+    target = Path(args.slide_or_dir)
+    predictions = _encodings(args.pred)
+    truths = _encodings(args.truth) if args.truth else {}
+    if target.is_file():
+        if target.stem not in predictions:
+            raise hubkit.errors.HubkitError(f"{args.pred}: no row for slide {target.stem}")
+        slides = {target.stem: target}
+    else:
+        slides = {i: _find_slide(target, i) for i in predictions}
+    models = None
+    if args.zoo:
+        cfg = PredictConfig(device=args.device)
+        models = _load_models(args.zoo, None, cfg.torch_device())
+    out = Path(args.out)
+    summary = []
+    for slide_id, path in slides.items():
+        with open_slide(path) as slide:
+            probability = None
+            if models:
+                def probability(win, slide=slide):
+                    return predict_image(models, slide.read(win, fill=255), cfg)
+            result = analyze_slide(slide.shape, predictions[slide_id], truths.get(slide_id), probability,
+                                   iou_threshold=args.iou, pixel_size_um=args.pixel_size, name=slide_id)
+            anatomy = path.with_name(f"{slide_id}-anatomical-structure.json")
+            density = None
+            if args.pixel_size and anatomy.is_file():
+                density = cortex_density(result.predicted, load_features(anatomy), slide.shape, args.pixel_size)
+            page = write_report(out / slide_id, slide, result, predictions[slide_id], truths.get(slide_id), slide_id, density)
+        row = {"id": slide_id, "glomeruli": len(result.predicted)}
+        if result.detection is not None:
+            row.update(result.detection.as_dict())
+        if density is not None:
+            row.update(cortex_mm2=density[0], per_mm2_cortex=density[1])
+        summary.append(row)
+        print(f"  {slide_id}: {len(result.predicted)} glomeruli" + (
+            f", TP {row['tp']} FP {row['fp']} FN {row['fn']}, detection score {row['detection_score']:.3f}, "
+            f"Dice {row['dice']:.4f}" if result.detection else "") + f"  -> {page}")
+    table = pd.DataFrame(summary)
+    if "tp" in table and len(table) > 1:
+        from hubkit.analysis import Detection
+
+        total = Detection(int(table["tp"].sum()), int(table["fp"].sum()), int(table["fn"].sum()), float(table["dice"].mean()))
+        table = pd.concat([table, pd.DataFrame([{"id": "overall", "glomeruli": int(table["glomeruli"].sum()), **total.as_dict()}])])
+        print(f"  overall: detection score {total.detection_score:.3f}, F1 {total.f1:.3f}, mean Dice {total.dice:.4f}")
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "summary.csv", index=False)
+    print(f"wrote {out}/summary.csv and one report folder per slide")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train the folds of a config file; each fold's best epoch becomes a zoo model."""
     import json as _json
@@ -222,6 +304,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("submission")
     p.add_argument("solution")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("analyze", help="glomerulus records, detection metrics, QuPath GeoJSON and a report")
+    p.add_argument("slide_or_dir", help="a slide, or a folder with test/ or train/ slides")
+    p.add_argument("--pred", required=True, help="submission CSV (id,predicted)")
+    p.add_argument("--truth", help="solution or train CSV (id,encoding)")
+    p.add_argument("--zoo", help="models for each glomerulus' confidence (omit: no confidence columns)")
+    p.add_argument("--pixel-size", type=float, help="full-resolution pixel size in um (physical units, density)")
+    p.add_argument("--iou", type=float, default=0.5, help="IoU at which a prediction finds a glomerulus")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="out/analysis", help="output folder (default: out/analysis)")
+    p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("make-competition", help="build a local competition folder from real tiles")
     p.add_argument("out", help="folder to write")

@@ -1,0 +1,125 @@
+"""The FTU report of one slide: tables, a QuPath GeoJSON, and an HTML page with pictures.
+
+Writes into a folder: ``glomeruli.csv`` (every predicted glomerulus), ``missed.csv`` (true ones no
+prediction found, with the truth), ``glomeruli.geojson`` (QuPath: File > Import objects; each
+object carries its measurements), ``overview.png`` (thumbnail, prediction green, truth red),
+``review.png`` (the least confident glomeruli, for an expert's look), ``histograms.png`` (size and
+confidence) and ``report.html`` tying them together.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from hubkit import rle
+from hubkit.annotations import save_geojson
+from hubkit.slide import BaseSlide
+from hubkit.slide_analysis import SlideAnalysis
+
+__all__ = ["write_report", "histogram_image", "review_gallery"]
+
+
+def histogram_image(values: np.ndarray, title: str, bins: int = 20, size: tuple[int, int] = (240, 420)) -> np.ndarray:
+    """A bar chart of ``values``: ``(height, width, 3)`` uint8 RGB, labelled with the range."""
+    h, w = size
+    img = np.full((h, w, 3), 255, np.uint8)
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    cv2.putText(img, title, (10, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    if values.size == 0:
+        cv2.putText(img, "no values", (10, h // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (90, 90, 90), 1, cv2.LINE_AA)
+        return img
+    counts, edges = np.histogram(values, bins=bins)
+    top, bottom, left, right = 35, h - 30, 10, w - 10
+    bar = (right - left) / bins
+    for i, n in enumerate(counts):
+        y = bottom - int((bottom - top) * n / max(counts.max(), 1))
+        cv2.rectangle(img, (int(left + i * bar) + 1, y), (int(left + (i + 1) * bar) - 1, bottom), (60, 120, 200), -1)
+    for x, text in ((left, f"{edges[0]:.3g}"), (right - 60, f"{edges[-1]:.3g}")):
+        cv2.putText(img, text, (x, h - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, f"n={values.size}, max count {counts.max()}", (w - 190, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                (0, 0, 0), 1, cv2.LINE_AA)
+    return img
+
+
+def review_gallery(slide: BaseSlide, prediction: str, table, count: int = 12, cell: int = 160) -> np.ndarray:
+    """The ``count`` least confident glomeruli (smallest first without confidences), outlined, in a grid."""
+    order = table.sort_values("confidence_max" if table["confidence_max"].notna().any() else "area_px")
+    picks = order.head(count)
+    columns = 4
+    rows = max(1, -(-len(picks) // columns))
+    grid = np.full((rows * cell, columns * cell, 3), 255, np.uint8)
+    runs = rle.parse(prediction, slide.shape)
+    for k, row in enumerate(picks.itertuples(index=False)):
+        side = int(1.5 * max(row.bbox_row1 - row.bbox_row0, row.bbox_col1 - row.bbox_col0)) + 16  # square: no stretching
+        win = ((row.bbox_row0 + row.bbox_row1 - side) // 2, (row.bbox_col0 + row.bbox_col1 - side) // 2, side, side)
+        crop = slide.read(win, fill=255).copy()
+        contours, _ = cv2.findContours(rle.decode_window(runs, slide.shape, win), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(crop, contours, -1, (0, 200, 0), max(1, crop.shape[0] // 100))
+        crop = cv2.resize(crop, (cell, cell), interpolation=cv2.INTER_AREA)
+        label = "conf n/a" if np.isnan(row.confidence_max) else f"conf {row.confidence_max:.2f}"
+        cv2.putText(crop, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        r, c = divmod(k, columns)
+        grid[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = crop
+    return grid
+
+
+def _png(path: Path, rgb: np.ndarray) -> str:
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path.name
+
+
+def write_report(
+    out_dir,
+    slide: BaseSlide,
+    analysis: SlideAnalysis,
+    prediction: str,
+    truth: Optional[str] = None,
+    name: str = "",
+    density: Optional[tuple[float, float]] = None,
+    thumbnail_scale: int = 16,
+) -> Path:
+    """Write the report of one slide into ``out_dir``; returns the HTML page's path."""
+    from hubkit.competition import overlay
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = analysis.predicted
+    table.to_csv(out / "glomeruli.csv", index_label="glomerulus")
+    if truth is not None:
+        analysis.missed.to_csv(out / "missed.csv", index=False)
+    save_geojson(out / "glomeruli.geojson", analysis.features)
+    overview = _png(out / "overview.png", overlay(slide, truth or "", prediction, scale=thumbnail_scale))
+    review = _png(out / "review.png", review_gallery(slide, prediction, table))
+    size_col = "area_um2" if "area_um2" in table else "area_px"
+    hists = np.concatenate([histogram_image(table[size_col], f"glomerulus {size_col}"),
+                            histogram_image(table["confidence_max"], "confidence (max probability)")], axis=1)
+    histograms = _png(out / "histograms.png", hists)
+    facts = [("slide", name or slide.name), ("size (height x width)", f"{slide.shape[0]} x {slide.shape[1]} px"),
+             ("predicted glomeruli", len(table))]
+    if size_col in table and len(table):
+        facts.append((f"median {size_col}", f"{table[size_col].median():.1f}"))
+    if analysis.detection is not None:
+        d = analysis.detection
+        facts += [("true positives / false positives / missed", f"{d.tp} / {d.fp} / {d.fn}"),
+                  ("precision / recall / F1", f"{d.precision:.3f} / {d.recall:.3f} / {d.f1:.3f}"),
+                  ("detection score TP/(TP+FP+FN)", f"{d.detection_score:.3f}"), ("pixel Dice", f"{d.dice:.4f}")]
+    if density is not None:
+        facts += [("cortex area", f"{density[0]:.2f} mm^2"), ("glomeruli per mm^2 of cortex", f"{density[1]:.2f}")]
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>hubkit FTU report: {html.escape(name)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}th{{text-align:left;padding-right:1em}}img{{max-width:100%}}</style></head>
+<body><h1>Glomeruli in {html.escape(name or slide.name)}</h1><table>{rows}</table>
+<h2>Overview</h2><p>Prediction outlined in green{', truth in red' if truth is not None else ''}.</p><img src="{overview}">
+<h2>For review: least confident glomeruli</h2><img src="{review}">
+<h2>Size and confidence</h2><img src="{histograms}">
+<p>Tables: <a href="glomeruli.csv">glomeruli.csv</a>{' and <a href="missed.csv">missed.csv</a>' if truth is not None else ''};
+QuPath objects: <a href="glomeruli.geojson">glomeruli.geojson</a>.</p></body></html>"""
+    path = out / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
