@@ -23,7 +23,7 @@ from hubkit.errors import AnnotationError
 from hubkit.slide import scaled_size
 from hubkit.window import Window, as_window
 
-__all__ = ["Feature", "load_features", "rasterize", "mask_to_features", "to_geojson", "save_geojson"]
+__all__ = ["Feature", "load_features", "rasterize", "features_to_rle", "mask_to_features", "to_geojson", "save_geojson"]
 
 
 @dataclass
@@ -159,6 +159,19 @@ def rasterize(
     return rio_features.rasterize(
         ((g, 1) for g in geoms), out_shape=out_shape, transform=transform, fill=0, dtype=np.uint8
     )
+
+
+def features_to_rle(features: Iterable[Feature], shape: tuple[int, int], labels: Optional[Iterable[str]] = None,
+                    strip_width: int = 2048) -> str:
+    """The competition RLE of rasterised polygons, built in full-height column strips (bounded memory)."""
+    from hubkit import rle
+
+    features = list(features)
+    encoder = rle.StripEncoder(int(shape[0]), int(shape[1]))
+    for col in range(0, int(shape[1]), strip_width):
+        width = min(strip_width, int(shape[1]) - col)
+        encoder.add(rasterize(features, shape, window=(0, col, int(shape[0]), width), labels=labels))
+    return encoder.finish()
 
 
 def mask_to_features(

@@ -156,10 +156,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
-def _encodings(path) -> dict:
-    """``{id: encoding}`` from a submission (``id,predicted``) or solution/train (``id,encoding``) CSV."""
+def _encodings(path, slide_id: Optional[str] = None, shape=None) -> dict:
+    """``{id: encoding}`` from a submission (``id,predicted``) or solution/train (``id,encoding``)
+    CSV; for one slide also from a polygon JSON or a mask image."""
     import pandas as pd
 
+    from hubkit import rle
+
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        if slide_id is None:
+            raise hubkit.errors.HubkitError(f"{path}: polygons or a mask image describe one slide; analyze one slide file")
+        if path.suffix.lower() in (".json", ".geojson"):
+            from hubkit.annotations import features_to_rle, load_features
+
+            return {slide_id: features_to_rle(load_features(path), shape, labels=["glomerulus", "glomeruli"])}
+        from hubkit.sample import read_mask
+
+        mask = read_mask(path)
+        if mask.shape != tuple(shape):
+            raise hubkit.errors.HubkitError(f"{path}: mask {mask.shape} does not match the slide {tuple(shape)}")
+        return {slide_id: rle.encode(mask)}
     csv.field_size_limit(sys.maxsize)
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     column = "predicted" if "predicted" in table else "encoding"
@@ -187,8 +204,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from hubkit.slide_analysis import analyze_slide, cortex_density
 
     target = Path(args.slide_or_dir)
-    predictions = _encodings(args.pred)
-    truths = _encodings(args.truth) if args.truth else {}
+    one = (None, None)
+    if target.is_file():
+        with open_slide(target) as slide:
+            one = (target.stem, slide.shape)
+    predictions = _encodings(args.pred, *one)
+    truths = _encodings(args.truth, *one) if args.truth else {}
     if target.is_file():
         if target.stem not in predictions:
             raise hubkit.errors.HubkitError(f"{args.pred}: no row for slide {target.stem}")
@@ -307,8 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="glomerulus records, detection metrics, QuPath GeoJSON and a report")
     p.add_argument("slide_or_dir", help="a slide, or a folder with test/ or train/ slides")
-    p.add_argument("--pred", required=True, help="submission CSV (id,predicted)")
-    p.add_argument("--truth", help="solution or train CSV (id,encoding)")
+    p.add_argument("--pred", required=True, help="submission CSV (id,predicted); for one slide also a mask image")
+    p.add_argument("--truth", help="solution or train CSV (id,encoding); for one slide also polygons JSON or a mask")
     p.add_argument("--zoo", help="models for each glomerulus' confidence (omit: no confidence columns)")
     p.add_argument("--pixel-size", type=float, help="full-resolution pixel size in um (physical units, density)")
     p.add_argument("--iou", type=float, default=0.5, help="IoU at which a prediction finds a glomerulus")

@@ -111,3 +111,12 @@ def test_real_labelme_polygons_match_their_masks(data_dir):
         truth = read_mask(folder / "masks" / f"{path.stem}.png")
         scores.append(dice(rasterize(feats, truth.shape), truth))
     assert min(scores) > 0.98
+
+
+def test_features_to_rle_equals_encoding_the_whole_raster(data_dir):
+    from hubkit import rle
+    from hubkit.annotations import features_to_rle
+
+    feats = load_features(data_dir / "hubmap-kidney-aaa6a05cc" / "aaa6a05cc.json")
+    shape = (18484, 13013)
+    assert features_to_rle(feats, shape, strip_width=1500) == rle.encode(rasterize(feats, shape))

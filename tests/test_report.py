@@ -89,3 +89,24 @@ def test_analyze_command_writes_tables_geojson_and_report(tmp_path, capsys):
     page = (folder / "report.html").read_text()
     for name in ("overview.png", "review.png", "histograms.png", "missed.csv"):
         assert name in page and (folder / name).stat().st_size > 100
+
+
+def test_analyze_one_slide_against_polygons_and_a_mask_image(tmp_path, capsys):
+    import cv2
+
+    from hubkit.annotations import mask_to_features, save_geojson
+    from hubkit.tiffwrite import write_slide
+
+    shape = (300, 400)
+    truth = blobs(shape, [(60, 60), (150, 200), (240, 330)], 25)
+    pred = blobs(shape, [(62, 58), (150, 200)], 25)
+    write_slide(tmp_path / "s1.tiff", np.full((*shape, 3), 200, np.uint8))
+    save_geojson(tmp_path / "truth.json", mask_to_features(truth))
+    cv2.imwrite(str(tmp_path / "pred.png"), pred * 255)
+    assert main(["analyze", str(tmp_path / "s1.tiff"), "--pred", str(tmp_path / "pred.png"),
+                 "--truth", str(tmp_path / "truth.json"), "--out", str(tmp_path / "out")]) == 0
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert summary.loc[0, ["tp", "fp", "fn"]].tolist() == [2, 0, 1]
+    cv2.imwrite(str(tmp_path / "small.png"), pred[:10] * 255)
+    assert main(["analyze", str(tmp_path / "s1.tiff"), "--pred", str(tmp_path / "small.png")]) == 2
+    assert "does not match the slide" in capsys.readouterr().err
