@@ -82,9 +82,12 @@ def write_report(
     truth: Optional[str] = None,
     name: str = "",
     density: Optional[tuple[float, float]] = None,
-    thumbnail_scale: int = 16,
+    thumbnail_scale: Optional[int] = None,
 ) -> Path:
-    """Write the report of one slide into ``out_dir``; returns the HTML page's path."""
+    """Write the report of one slide into ``out_dir``; returns the HTML page's path.
+
+    ``thumbnail_scale`` defaults to the one that makes the overview about 1,600 px on its long side.
+    """
     from hubkit.competition import overlay
 
     out = Path(out_dir)
@@ -94,7 +97,8 @@ def write_report(
     if truth is not None:
         analysis.missed.to_csv(out / "missed.csv", index=False)
     save_geojson(out / "glomeruli.geojson", analysis.features)
-    overview = _png(out / "overview.png", overlay(slide, truth or "", prediction, scale=thumbnail_scale))
+    scale = thumbnail_scale or max(1, -(-max(slide.shape) // 1600))
+    overview = _png(out / "overview.png", overlay(slide, truth or "", prediction, scale=scale))
     review = _png(out / "review.png", review_gallery(slide, prediction, table))
     size_col = "area_um2" if "area_um2" in table else "area_px"
     hists = np.concatenate([histogram_image(table[size_col], f"glomerulus {size_col}"),
