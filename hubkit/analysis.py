@@ -23,6 +23,7 @@ def glomeruli(
     offset: tuple[int, int] = (0, 0),
     scale: float = 1.0,
     pixel_size_um: Optional[float] = None,
+    labels: Optional[np.ndarray] = None,
 ) -> pd.DataFrame:
     """One row per glomerulus of a mask.
 
@@ -33,6 +34,7 @@ def glomeruli(
         offset: full-resolution ``(row, col)`` of the mask's top-left pixel.
         scale: downscale factor of the mask (lengths are multiplied by it, areas by its square).
         pixel_size_um: full-resolution pixel size; adds ``*_um`` / ``*_um2`` columns.
+        labels: ``components(mask)``, when the caller already has it.
 
     Returns:
         Columns ``label`` (the component's number in `components`), ``centroid_row, centroid_col, bbox_row0, bbox_col0, bbox_row1, bbox_col1, area_px,
@@ -44,7 +46,7 @@ def glomeruli(
         raise ValueError(f"probability {np.shape(probability)} and mask {mask.shape} differ in shape")
     if probability is not None and not np.isfinite(probability).all():
         raise ValueError("probability map holds NaN or infinite values")
-    labels = components(mask)
+    labels = components(mask) if labels is None else labels
     rows = []
     for region in regionprops(labels, intensity_image=None if probability is None else np.asarray(probability, np.float32)):
         r0, c0, r1, c1 = region.bbox

@@ -54,11 +54,10 @@ def _concat(frames: list[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else empty
 
 
-def _outlines(mask: np.ndarray, table: pd.DataFrame, offset: tuple[int, int]) -> list:
-    """One polygon per row of ``table`` (components of ``mask`` placed at ``offset``)."""
+def _outlines(labels: np.ndarray, table: pd.DataFrame, offset: tuple[int, int]) -> list:
+    """One polygon per row of ``table`` (numbered components ``labels`` placed at ``offset``)."""
     from hubkit.annotations import mask_to_features
 
-    labels = components(mask)
     out = []
     for row in table.itertuples(index=False):
         r0, c0 = row.bbox_row0 - offset[0], row.bbox_col0 - offset[1]
@@ -104,22 +103,22 @@ def analyze_slide(
         for c0, core_c0, core_c1 in _cores(w, window, margin):
             win = Window(r0, c0, min(window, h - r0), min(window, w - c0))
             pred_mask = rle.decode_window(pred_runs, (h, w), win)
+            pred_labels = components(pred_mask)
             prob = probability(win) if probability is not None and pred_mask.any() else None
-            pred = glomeruli(pred_mask, prob, offset=(r0, c0), pixel_size_um=pixel_size_um)
+            pred = glomeruli(pred_mask, prob, offset=(r0, c0), pixel_size_um=pixel_size_um, labels=pred_labels)
             pred = pred[_owned(pred, (core_r0, core_r1), (core_c0, core_c1))]
             if true_runs is not None:
                 true_mask = rle.decode_window(true_runs, (h, w), win)
-                true = glomeruli(true_mask, offset=(r0, c0), pixel_size_um=pixel_size_um)
+                true_labels = components(true_mask)
+                true = glomeruli(true_mask, offset=(r0, c0), pixel_size_um=pixel_size_um, labels=true_labels)
                 true = true[_owned(true, (core_r0, core_r1), (core_c0, core_c1))]
-                pairs = match_labels(components(pred_mask), components(true_mask), iou_threshold)
+                pairs = match_labels(pred_labels, true_labels, iou_threshold)
                 pred = pred.merge(pairs[["pred", "iou"]].rename(columns={"pred": "label"}), on="label", how="left")
                 missed.append(true[~true["label"].isin(pairs["truth"])])
-            features += _outlines(pred_mask, pred, (r0, c0))
+            features += _outlines(pred_labels, pred, (r0, c0))
             predicted.append(pred)
-    table = _concat(predicted, glomeruli(np.zeros((1, 1), np.uint8)).assign(iou=np.nan))
-    if "iou" not in table:
-        table["iou"] = np.nan
-    table["iou"] = table["iou"].astype(float)
+    table = _concat(predicted, glomeruli(np.zeros((1, 1), np.uint8)))
+    table["iou"] = table["iou"].astype(float) if "iou" in table else np.nan
     table["matched"] = table["iou"].notna()
     table = table.drop(columns="label")
     lost = _concat(missed, glomeruli(np.zeros((1, 1), np.uint8))).drop(columns="label")
