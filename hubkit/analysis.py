@@ -83,7 +83,15 @@ def components(mask: np.ndarray) -> np.ndarray:
 def match_labels(pred_labels: np.ndarray, true_labels: np.ndarray, iou_threshold: float = 0.5) -> pd.DataFrame:
     """`match` on already numbered components (from `components`)."""
     both = (pred_labels > 0) & (true_labels > 0)
-    pairs, inter = np.unique(np.stack([pred_labels[both], true_labels[both]]), axis=1, return_counts=True)
+    span = int(true_labels.max()) + 1
+    keys = pred_labels[both].astype(np.int64) * span + true_labels[both]
+    if (int(pred_labels.max()) + 1) * span <= 1 << 24:  # count pixel pairs without sorting them
+        counts = np.bincount(keys, minlength=1)
+        found = np.flatnonzero(counts)
+        keys, inter = found, counts[found]
+    else:
+        keys, inter = np.unique(keys, return_counts=True)
+    pairs = np.stack([keys // span, keys % span])
     pred_area = np.bincount(pred_labels.ravel())
     true_area = np.bincount(true_labels.ravel())
     iou = inter / (pred_area[pairs[0]] + true_area[pairs[1]] - inter)

@@ -25,6 +25,9 @@ from hubkit.window import as_window
 
 __all__ = ["RLEError", "parse", "encode", "decode", "decode_window", "StripEncoder"]
 
+#: Up to this many column segments, `decode_window` writes them one by one (faster than a
+#: running sum over the whole window when the window holds few runs, as glomerulus masks do).
+_LOOP_SEGMENTS = 50_000
 #: Bytes of one column strip when `encode` walks a whole mask: 1/16 of it, within [1, 16] MiB.
 _STRIP_BYTES = (1 << 20, 1 << 24)
 
@@ -173,7 +176,11 @@ def decode_window(rle, shape: tuple[int, int], window, *, name: Optional[str] = 
     row_start, row_end = np.maximum(row_start, r0), np.minimum(row_end, r1)
     keep = row_end > row_start
     col, row_start, row_end = col[keep] - win.col, row_start[keep] - win.row, row_end[keep] - win.row
-    # Mark +1 at each segment start and -1 at its end, then a running sum down each column.
+    if col.size <= _LOOP_SEGMENTS:  # few runs (glomeruli): write each segment
+        for c, r0_, r1_ in zip(col.tolist(), row_start.tolist(), row_end.tolist()):
+            out[r0_:r1_, c] = 1
+        return out
+    # Many runs: mark +1 at each segment start and -1 at its end, then a running sum down each column.
     acc = np.zeros((win.width, win.height + 1), dtype=np.int32)
     np.add.at(acc, (col, row_start), 1)
     np.add.at(acc, (col, row_end), -1)
