@@ -259,9 +259,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_wheelhouse(args: argparse.Namespace) -> int:
     """Build the offline wheel folder for Kaggle (see hubkit.wheelhouse)."""
-    from hubkit.wheelhouse import build_wheelhouse, write_dataset_metadata
+    from hubkit.wheelhouse import PLATFORMS, build_wheelhouse, write_dataset_metadata
 
-    wheels = build_wheelhouse(args.out, args.python, args.platform, download=not args.no_download)
+    wheels = build_wheelhouse(args.out, args.python, args.platform or PLATFORMS, download=not args.no_download)
     if args.dataset_id:
         write_dataset_metadata(args.out, args.dataset_id, "hubkit wheels")
     print(f"{len(wheels)} wheels in {args.out}")
@@ -374,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("wheelhouse", help="build a flat folder of wheels for offline Kaggle installs")
     p.add_argument("out")
     p.add_argument("--python", default=f"{sys.version_info.major}.{sys.version_info.minor}")
-    p.add_argument("--platform", default="manylinux2014_x86_64")
+    p.add_argument("--platform", action="append", help="platform tag (repeatable; default: manylinux x86-64 tags)")
     p.add_argument("--dataset-id", help="owner/slug: also write dataset-metadata.json")
     p.add_argument("--no-download", action="store_true", help="build hubkit's wheel only (no network)")
     p.set_defaults(func=cmd_wheelhouse)

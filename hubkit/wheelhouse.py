@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+from importlib import metadata
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from hubkit.errors import HubkitError
 
-__all__ = ["WHEELHOUSE_PACKAGES", "build_wheelhouse", "write_dataset_metadata"]
+__all__ = ["WHEELHOUSE_PACKAGES", "PLATFORMS", "build_wheelhouse", "write_dataset_metadata"]
 
 #: Downloaded with ``--no-deps``: hubkit's needs that Kaggle images lack or pin differently.
 WHEELHOUSE_PACKAGES = (
@@ -34,9 +35,22 @@ def _source_dir() -> Path:
     return root
 
 
-def build_wheelhouse(out_dir, python: str = "3.11", platform: str = "manylinux2014_x86_64",
+#: Linux x86-64 tags Kaggle's images accept (pip matches each tag exactly).
+PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_27_x86_64", "manylinux_2_28_x86_64")
+
+
+def _pinned(name: str) -> str:
+    """``name==version`` of the version installed here (the set hubkit is tested with), else ``name``:
+    with ``--no-deps``, unpinned downloads could pair e.g. albumentations with an albucore it rejects."""
+    try:
+        return f"{name}=={metadata.version(name)}"
+    except metadata.PackageNotFoundError:
+        return name
+
+
+def build_wheelhouse(out_dir, python: str = "3.11", platforms: Sequence[str] = PLATFORMS,
                      packages: Sequence[str] = WHEELHOUSE_PACKAGES, download: bool = True) -> list[Path]:
-    """Build hubkit's wheel into ``out_dir`` and download ``packages`` for ``python``/``platform``.
+    """Build hubkit's wheel into ``out_dir`` and download ``packages`` for ``python``/``platforms``.
 
     Args:
         download: False builds hubkit's wheel only (no network).
@@ -49,8 +63,9 @@ def build_wheelhouse(out_dir, python: str = "3.11", platform: str = "manylinux20
     pip = [sys.executable, "-m", "pip"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(_source_dir())], check=True)
     if download and packages:
+        tags = [arg for p in platforms for arg in ("--platform", p)]
         subprocess.run([*pip, "download", "-q", "--no-deps", "--only-binary=:all:", "--implementation", "cp",
-                        "--python-version", python, "--platform", platform, "-d", str(out), *packages], check=True)
+                        "--python-version", python, *tags, "-d", str(out), *map(_pinned, packages)], check=True)
     wheels = sorted(out.glob("*.whl"))
     banned = [w.name for w in wheels if w.name.lower().startswith(("torch-", "torchvision-", "nvidia", "triton"))]
     if banned:
