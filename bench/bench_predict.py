@@ -147,11 +147,9 @@ def naive(slide, models, tta: str, device) -> tuple[str, int]:
             count[r : r + t, c : c + t][: p.shape[0], : p.shape[1]] += 1
             tiles += 1
     full = cv2.resize(prob / np.maximum(count, 1), (w, h), interpolation=cv2.INTER_LINEAR)  # full-res float map
-    mask = (full > card.threshold).astype(np.uint8)
-    pixels = np.concatenate([[0], mask.T.flatten(), [0]])
-    runs = np.where(pixels[1:] != pixels[:-1])[0] + 1
-    runs[1::2] -= runs[::2]
-    return " ".join(str(x) for x in runs), tiles
+    from bench_rle import kaggle_encode  # bench/ is on the path: this script runs from there
+
+    return kaggle_encode((full > card.threshold).astype(np.uint8)), tiles
 
 
 def run_worker(kind: str, slide: Path, tta: str, ensemble: int = 1) -> dict:

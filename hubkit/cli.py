@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import platform
 import sys
 from importlib import metadata
@@ -159,8 +158,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _encodings(path, slide_id: Optional[str] = None, shape=None) -> dict:
     """``{id: encoding}`` from a submission (``id,predicted``) or solution/train (``id,encoding``)
     CSV; for one slide also from a polygon JSON or a mask image."""
-    import pandas as pd
-
     from hubkit import rle
 
     path = Path(path)
@@ -177,10 +174,11 @@ def _encodings(path, slide_id: Optional[str] = None, shape=None) -> dict:
         if mask.shape != tuple(shape):
             raise hubkit.errors.HubkitError(f"{path}: mask {mask.shape} does not match the slide {tuple(shape)}")
         return {slide_id: rle.encode(mask)}
-    csv.field_size_limit(sys.maxsize)
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    from hubkit.submit import read_id_table
+
+    table = read_id_table(path, ("id",))
     column = "predicted" if "predicted" in table else "encoding"
-    if "id" not in table or column not in table:
+    if column not in table:
         raise hubkit.errors.HubkitError(f"{path}: expected columns id and predicted (or encoding)")
     return dict(zip(table["id"], table[column]))
 

@@ -16,10 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["KaggleInputs", "find_inputs", "run_submission", "WHEEL_EXCLUDES"]
-
-#: Never installed from the wheel folder: the Kaggle image's own builds must stay.
-WHEEL_EXCLUDES = ("torch", "torchvision", "torchaudio", "nvidia", "triton", "cuda")
+__all__ = ["KaggleInputs", "find_inputs", "run_submission"]
 
 
 @dataclass

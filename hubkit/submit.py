@@ -20,14 +20,15 @@ import pandas as pd
 from hubkit import rle
 from hubkit.errors import HubkitError
 
-__all__ = ["read_ids", "write_submission", "predict_folder", "dice_from_rle", "score", "ScoreError"]
+__all__ = ["read_id_table", "read_ids", "write_submission", "predict_folder", "dice_from_rle", "score", "ScoreError"]
 
 
 class ScoreError(HubkitError, ValueError):
     """A submission and a solution that cannot be scored against each other."""
 
 
-def _read_table(path, columns: tuple[str, ...]) -> pd.DataFrame:
+def read_id_table(path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A CSV keyed by ``id`` (strings, empty cells kept), checked for ``columns`` and duplicate ids."""
     csv.field_size_limit(sys.maxsize)
     path = Path(path)
     if not path.is_file():
@@ -47,7 +48,7 @@ def read_ids(data_dir) -> list[str]:
     data_dir = Path(data_dir)
     sample = data_dir / "sample_submission.csv"
     if sample.is_file():
-        return _read_table(sample, ("id",))["id"].tolist()
+        return read_id_table(sample, ("id",))["id"].tolist()
     ids = sorted(p.stem for p in (data_dir / "test").glob("*.tif*"))
     if not ids:
         raise HubkitError(f"{data_dir}: neither sample_submission.csv nor test/*.tiff found")
@@ -136,8 +137,8 @@ def score(submission_csv, solution_csv) -> pd.DataFrame:
         ScoreError: missing or extra ids, or missing columns.
         RLEError: a malformed encoding, naming the id.
     """
-    sub = _read_table(submission_csv, ("id", "predicted"))
-    sol = _read_table(solution_csv, ("id", "encoding"))
+    sub = read_id_table(submission_csv, ("id", "predicted"))
+    sol = read_id_table(solution_csv, ("id", "encoding"))
     missing = sorted(set(sol["id"]) - set(sub["id"]))
     extra = sorted(set(sub["id"]) - set(sol["id"]))
     if missing or extra:

@@ -36,6 +36,10 @@ def _source_dir() -> Path:
     return root
 
 
+#: Wheel name prefixes never shipped: the Kaggle image's own torch and CUDA builds must stay.
+#: (The submission notebook skips the same prefixes; it runs before hubkit can be imported.)
+EXCLUDED_PREFIXES = ("torch-", "torchvision-", "torchaudio-", "nvidia", "triton", "cuda")
+
 #: Linux x86-64 tags Kaggle's images accept (pip matches each tag exactly).
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_27_x86_64", "manylinux_2_28_x86_64")
 
@@ -68,7 +72,7 @@ def build_wheelhouse(out_dir, python: str = "3.11", platforms: Sequence[str] = P
         subprocess.run([*pip, "download", "-q", "--no-deps", "--only-binary=:all:", "--implementation", "cp",
                         "--python-version", python, *tags, "-d", str(out), *map(_pinned, packages)], check=True)
     wheels = sorted(out.glob("*.whl"))
-    banned = [w.name for w in wheels if w.name.lower().startswith(("torch-", "torchvision-", "nvidia", "triton"))]
+    banned = [w.name for w in wheels if w.name.lower().startswith(EXCLUDED_PREFIXES)]
     if banned:
         raise HubkitError(f"{out}: wheelhouse must not hold torch/CUDA wheels: {banned}")
     return wheels

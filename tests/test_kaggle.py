@@ -116,3 +116,10 @@ def test_pack_zoo_writes_a_dataset_folder(tmp_path, capsys):
     assert json.loads((tmp_path / "ds" / "dataset-metadata.json").read_text())["id"] == "me/hubkit-zoo"
     assert (tmp_path / "ds" / "unet-lite0-s2" / "model.safetensors").stat().st_size > 1e6
     assert main(["pack-zoo", str(tmp_path / "nothing"), str(tmp_path / "x"), "--dataset-id", "me/z"]) == 2
+
+
+def test_notebook_skips_the_wheels_the_wheelhouse_refuses():
+    from hubkit.wheelhouse import EXCLUDED_PREFIXES
+
+    for kernel in ("hubmap-submit", "hubmap-train"):
+        assert f"skip = {EXCLUDED_PREFIXES!r}".replace("'", '"') in _code(kernel)
