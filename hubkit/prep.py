@@ -12,10 +12,8 @@ Every tile is written at model scale (JPEG image, PNG 0/255 mask) and listed in 
 
 from __future__ import annotations
 
-import csv
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -125,7 +123,6 @@ def prepare_slides(
         Index rows; the group is the slide id.
     """
     competition_dir, out_dir = Path(competition_dir), Path(out_dir)
-    csv.field_size_limit(sys.maxsize)
     rng = np.random.default_rng(seed)
     rows = []
     size = int(round(tile * scale))
