@@ -21,7 +21,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["hubkit", "hubkit.*"]),
     include_package_data=True,
-    package_data={"hubkit": ["zoo/**/*.json", "zoo/**/*.safetensors"]},
+    package_data={"hubkit": ["models/builtin/**/*.json", "models/builtin/**/*.safetensors"]},
     install_requires=[
         # torch and torchvision are not pinned here: Kaggle images bring their own. On a fresh
         # machine, install with `-c constraints.txt` (see README) to get a pair that imports together.
@@ -38,6 +38,7 @@ setup(
         "pandas>=1.5",
         "scikit-image>=0.20",
         "safetensors>=0.4",
+        "pycocotools>=2.0.6",  # the 2023 format's instance masks
         "tqdm>=4.60",
     ],
     extras_require={

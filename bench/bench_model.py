@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from hubkit.zoo import create_model
+from hubkit.models import create_model
 
 
 def tiles_per_second(model, x, iters: int, fast: bool) -> float:

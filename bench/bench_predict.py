@@ -35,10 +35,11 @@ HERE = Path(__file__).resolve().parent
 
 
 def build_slide(path: Path, size: float) -> tuple[tuple[int, int], str]:
-    from hubkit import rle
-    from hubkit.competition import STARTER_HELD_OUT_FIRST, VANDERBILT_TO_HUBMAP, default_tiles_dir
-    from hubkit.sample import GLASS_RGB, find_data_dir, find_tile_pairs, mosaic_slide, read_mask
-    from hubkit.tiffwrite import write_slide
+    from hubkit.formats import rle
+    from hubkit.slides import find_tile_pairs, read_mask, write_slide
+    from hubkit.testbed import STARTER_HELD_OUT_FIRST, VANDERBILT_TO_HUBMAP, default_tiles_dir
+    from hubkit.testbed.data import find_data_dir
+    from hubkit.testbed.mosaic import GLASS_RGB, mosaic_slide
 
     data = find_data_dir()
     if data is None:
@@ -57,9 +58,9 @@ def build_slide(path: Path, size: float) -> tuple[tuple[int, int], str]:
 
 
 def build_huge(path: Path) -> tuple[int, int]:
-    from hubkit.competition import STARTER_HELD_OUT_FIRST, VANDERBILT_TO_HUBMAP, default_tiles_dir
-    from hubkit.sample import GLASS_RGB, find_tile_pairs, mosaic_slide
-    from hubkit.tiffwrite import write_slide_streamed
+    from hubkit.slides import find_tile_pairs, write_slide_streamed
+    from hubkit.testbed import STARTER_HELD_OUT_FIRST, VANDERBILT_TO_HUBMAP, default_tiles_dir
+    from hubkit.testbed.mosaic import GLASS_RGB, mosaic_slide
 
     pairs = [p for p in find_tile_pairs(default_tiles_dir()) if p[0].stem >= STARTER_HELD_OUT_FIRST][:8]
     piece, _ = mosaic_slide(pairs, columns=4, tile_scale=VANDERBILT_TO_HUBMAP)
@@ -84,17 +85,17 @@ def worker(kind: str, slide_path: str, tta: str, ensemble: int = 1) -> dict:
     """Run one method in this process; report seconds, peak RSS, tiles and the encoding."""
     import torch
 
-    from hubkit import zoo
-    from hubkit.predict import PredictConfig, place_models, predict_slide
-    from hubkit.slide import open_slide
+    from hubkit.inference import PredictConfig, predict_slide
+    from hubkit.models import Ensemble, zoo
+    from hubkit.slides import open_slide
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    models = place_models(zoo.load_zoo(zoo.default_zoo_dir()), device)
+    models = zoo.load_zoo(zoo.default_zoo_dir()).to(device)
     if kind == "hubkit":
-        models = models * ensemble  # the starter model N times: an N-model ensemble's work
+        models = Ensemble(list(models.members) * ensemble)  # the starter model N times: an N-model ensemble's work
     # Warm up on a small slide first (CUDA context, cudnn autotuning, lazy imports): a Kaggle run
     # pays this once, not per slide.
-    from hubkit.slide import InMemorySlide
+    from hubkit.slides import InMemorySlide
 
     warm = InMemorySlide(np.random.default_rng(0).integers(0, 256, (2048, 2048, 3), dtype=np.uint8))
     if kind == "hubkit":
@@ -104,9 +105,8 @@ def worker(kind: str, slide_path: str, tta: str, ensemble: int = 1) -> dict:
     t = time.perf_counter()
     with open_slide(slide_path) as slide:
         if kind == "hubkit":
-            stats: dict = {}
-            encoding = predict_slide(slide, models, PredictConfig(tta=tta, device=device.type), stats=stats)
-            tiles = stats["tiles_run"] // len(models)
+            result = predict_slide(slide, models, PredictConfig(tta=tta, device=device.type))
+            encoding, tiles = result.output["predicted"], result.tiles_run // len(models)
         else:
             encoding, tiles = naive(slide, models, tta, device)
     seconds = time.perf_counter() - t
@@ -118,11 +118,12 @@ def naive(slide, models, tta: str, device) -> tuple[str, int]:
     """The straightforward kernel: everything in memory, every tile, fp32."""
     import torch
 
-    from hubkit.slide import scaled_size
-    from hubkit.tiling import grid_starts
-    from hubkit.tta import get_tta
+    from hubkit.inference.tiling import grid_starts
+    from hubkit.inference.tta import get_tta
+    from hubkit.slides import scaled_size
 
-    (model, card), = models
+    (member,) = models
+    model, card = member.model, member.card
     h, w = slide.shape
     whole = slide.read((0, 0, h, w))  # the whole slide at full resolution
     hs, ws = scaled_size(h, card.scale), scaled_size(w, card.scale)
@@ -174,7 +175,7 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.slide, args.tta, args.ensemble or 1)))
         return
 
-    from hubkit.submit import dice_from_rle
+    from hubkit.formats.hubmap2021 import rle_dice
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.tiff"
@@ -184,10 +185,10 @@ def main() -> None:
         results = {kind: run_worker(kind, path, args.tta) for kind in ("naive", "hubkit")}
         for kind, r in results.items():
             print(f"  {kind:7s} {r['seconds']:7.1f} s   peak RSS {r['peak_rss'] / 2**30:5.2f} GiB   "
-                  f"Dice vs truth {dice_from_rle(r['encoding'], truth):.4f}")
+                  f"Dice vs truth {rle_dice(r['encoding'], truth):.4f}")
         n, h = results["naive"], results["hubkit"]
         print(f"  hubkit: x{n['seconds'] / h['seconds']:.1f} faster, peak RSS x{h['peak_rss'] / n['peak_rss']:.2f} of naive; "
-              f"predictions agree (Dice {dice_from_rle(h['encoding'], n['encoding']):.4f})")
+              f"predictions agree (Dice {rle_dice(h['encoding'], n['encoding']):.4f})")
         if args.ensemble:
             r = run_worker("hubkit", path, args.tta, args.ensemble)
             passes = args.ensemble * (2 if args.tta == "flip" else 1 if args.tta == "none" else 4 if args.tta == "flip2" else 8)

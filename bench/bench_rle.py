@@ -1,4 +1,4 @@
-"""Benchmark hubkit.rle against the codecs Kaggle kernels use, on one large synthetic mask.
+"""Benchmark hubkit.formats.rle against the codecs Kaggle kernels use, on one large synthetic mask.
 
 Prints, for encode, decode and window decode: wall time, the speed ratio against the baseline run
 in the same process, and the peak extra memory (tracemalloc, which sees numpy's buffers) as a
@@ -17,7 +17,7 @@ import tracemalloc
 import cv2
 import numpy as np
 
-from hubkit import rle
+from hubkit.formats import rle
 
 
 def kaggle_encode(img: np.ndarray) -> str:

@@ -31,10 +31,15 @@ import rasterio  # noqa: E402
 from rasterio.enums import Resampling  # noqa: E402
 from rasterio.windows import Window as RioWindow  # noqa: E402
 
-from hubkit.sample import find_data_dir, find_tile_pairs, read_image, synthetic_slide  # noqa: E402
-from hubkit.slide import open_slide  # noqa: E402
-from hubkit.tiffwrite import write_slide  # noqa: E402
-from hubkit.tiling import iter_windows  # noqa: E402
+from hubkit.inference.tiling import iter_windows  # noqa: E402
+from hubkit.slides import (  # noqa: E402
+    find_tile_pairs,
+    open_slide,  # noqa: E402
+    read_image,
+    write_slide,  # noqa: E402
+)
+from hubkit.testbed.data import find_data_dir  # noqa: E402
+from hubkit.testbed.mosaic import synthetic_slide  # noqa: E402
 
 
 def tissue_image(size: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hubkit.prep import prepare_slides, prepare_tile_folder, write_index
+from hubkit.training.prep import prepare_slides, prepare_tile_folder, write_index
 
 
 def main(argv=None) -> int:

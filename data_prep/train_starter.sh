@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce the starter model hubkit/zoo/unet-lite0-s2 (one command; ~5 min for all 4 folds on an
+# Reproduce the starter model hubkit/models/builtin/unet-lite0-s2 (one command; ~5 min for all 4 folds on an
 # H100, run in parallel; hours on 2 CPU cores). Needs the shared data beside the checkout.
 #   bash data_prep/train_starter.sh [DATA_DIR]
 set -euo pipefail
@@ -17,12 +17,12 @@ import json
 scores = [json.load(open(f"out/starter/fold{f}.json"))["folds"][0]["dice"] for f in range(4)]
 print("fold Dice:", [round(s, 4) for s in scores], "mean", round(sum(scores) / 4, 4))
 PY
-rm -rf hubkit/zoo/unet-lite0-s2 && cp -r out/starter/unet-lite0-s2-fold3 hubkit/zoo/unet-lite0-s2
+rm -rf hubkit/models/builtin/unet-lite0-s2 && cp -r out/starter/unet-lite0-s2-fold3 hubkit/models/builtin/unet-lite0-s2
 python - <<'PY'
 import json
-path = "hubkit/zoo/unet-lite0-s2/card.json"
+path = "hubkit/models/builtin/unet-lite0-s2/card.json"
 card = json.load(open(path))
 card["name"] = "unet-lite0-s2"
 open(path, "w").write(json.dumps(card, indent=2))
 PY
-echo "shipped fold 3 as hubkit/zoo/unet-lite0-s2"
+echo "shipped fold 3 as hubkit/models/builtin/unet-lite0-s2"

@@ -20,7 +20,8 @@ from affine import Affine
 from rasterio import features as rio_features
 
 from hubkit.errors import AnnotationError
-from hubkit.slide import scaled_size
+from hubkit.formats import rle
+from hubkit.slides.base import scaled_size
 from hubkit.window import Window, as_window
 
 __all__ = ["Feature", "load_features", "rasterize", "features_to_rle", "mask_to_features", "to_geojson", "save_geojson"]
@@ -57,15 +58,14 @@ def _check_rings(geometry: dict, where: str) -> dict:
         raise AnnotationError(f"{where}: geometry type {kind!r} is not supported; expected Polygon or MultiPolygon")
     polys = [geometry.get("coordinates")] if kind == "Polygon" else geometry.get("coordinates")
     try:
-        for poly in polys:
-            for ring in poly:
-                arr = np.asarray(ring, dtype=float)
-                if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) < 3:
-                    raise ValueError("a ring needs at least 3 [x, y] vertices")
-                if not np.isfinite(arr).all():
-                    raise ValueError("non-finite coordinates")
+        rings = [np.asarray(ring, dtype=float) for poly in polys for ring in poly]
     except (TypeError, ValueError) as err:
         raise AnnotationError(f"{where}: malformed {kind} coordinates ({err})") from None
+    for arr in rings:
+        if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) < 3:
+            raise AnnotationError(f"{where}: malformed {kind} coordinates (a ring needs at least 3 [x, y] vertices)")
+        if not np.isfinite(arr).all():
+            raise AnnotationError(f"{where}: malformed {kind} coordinates (non-finite coordinates)")
     return geometry
 
 
@@ -164,8 +164,6 @@ def rasterize(
 def features_to_rle(features: Iterable[Feature], shape: tuple[int, int], labels: Optional[Iterable[str]] = None,
                     strip_width: int = 2048) -> str:
     """The competition RLE of rasterised polygons, built in full-height column strips (bounded memory)."""
-    from hubkit import rle
-
     features = list(features)
     encoder = rle.StripEncoder(int(shape[0]), int(shape[1]))
     for col in range(0, int(shape[1]), strip_width):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
+from hubkit.errors import ConfigError
+
 
 class Window(NamedTuple):
     """A rectangle of pixels: top-left ``(row, col)`` and size ``(height, width)``.
@@ -43,14 +45,14 @@ def as_window(window) -> Window:
     """Coerce a 4-sequence ``(row, col, height, width)`` into a validated `Window`.
 
     Raises:
-        ValueError: if it is not four integers or the size is not positive.
+        ConfigError: if it is not four integers or the size is not positive.
     """
     try:
         row, col, height, width = (int(v) for v in window)
     except (TypeError, ValueError):
-        raise ValueError(f"a window is (row, col, height, width) integers, got {window!r}") from None
+        raise ConfigError(f"a window is (row, col, height, width) integers, got {window!r}") from None
     if any(int(v) != v for v in window):
-        raise ValueError(f"window coordinates must be whole pixels, got {window!r}")
+        raise ConfigError(f"window coordinates must be whole pixels, got {window!r}")
     if height <= 0 or width <= 0:
-        raise ValueError(f"window size must be positive, got height={height}, width={width}")
+        raise ConfigError(f"window size must be positive, got height={height}, width={width}")
     return Window(row, col, height, width)

@@ -3,11 +3,20 @@ import json
 import numpy as np
 import pytest
 
-from conftest import dice
-from hubkit.annotations import AnnotationError, Feature, load_features, mask_to_features, rasterize, save_geojson
-from hubkit.sample import read_mask
+from hubkit.annotations import (
+    AnnotationError,
+    Feature,
+    load_features,
+    mask_to_features,
+    rasterize,
+    save_geojson,
+)
+from hubkit.formats.metrics import mask_dice as dice
+from hubkit.slides import read_mask
 
 SQUARE = {"type": "Polygon", "coordinates": [[[2, 1], [6, 1], [6, 4], [2, 4], [2, 1]]]}
+
+
 DONUT = {
     "type": "Polygon",
     "coordinates": [[[0, 0], [9, 0], [9, 9], [0, 9], [0, 0]], [[3, 3], [6, 3], [6, 6], [3, 6], [3, 3]]],
@@ -114,8 +123,8 @@ def test_real_labelme_polygons_match_their_masks(data_dir):
 
 
 def test_features_to_rle_equals_encoding_the_whole_raster(data_dir):
-    from hubkit import rle
     from hubkit.annotations import features_to_rle
+    from hubkit.formats import rle
 
     feats = load_features(data_dir / "hubmap-kidney-aaa6a05cc" / "aaa6a05cc.json")
     shape = (18484, 13013)

@@ -3,7 +3,7 @@ import urllib.request
 
 import pytest
 
-from conftest import NetworkAccessError
+from tests.helpers import NetworkAccessError
 
 
 def _chain(err):

@@ -1,0 +1,132 @@
+"""Analyse predicted slides: records, detection metrics, density and a report per slide, one summary.
+
+`analyze` takes one slide file or a competition folder, a prediction (a submission CSV; for one
+slide also a mask image or polygons) and optionally the truth and models for per-glomerulus
+confidence, and writes one report folder per slide plus ``summary.csv``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+import pandas as pd
+
+from hubkit.analysis.glomeruli import Detection
+from hubkit.analysis.report import write_report
+from hubkit.analysis.slide import analyze_slide, cortex_density
+from hubkit.annotations import features_to_rle, load_features
+from hubkit.errors import DataError, MissingInputError, SubmissionError
+from hubkit.formats import rle
+from hubkit.formats.hubmap2021 import glomerulus_probability, read_encodings
+from hubkit.inference.config import PredictConfig
+from hubkit.inference.engine import predict_image
+from hubkit.models.ensemble import Ensemble
+from hubkit.slides.images import read_mask
+from hubkit.slides.reader import open_slide
+
+__all__ = ["read_slide_encodings", "find_slide", "analyze"]
+
+
+def read_slide_encodings(path, slide_id: Optional[str] = None, shape=None) -> dict[str, str]:
+    """``{id: encoding}`` from a submission or solution CSV; for one slide (``slide_id`` and its
+    ``shape``) also from glomerulus polygons (JSON/GeoJSON) or a mask image.
+
+    Raises:
+        DataError: polygons or a mask without one slide, or a mask of another size.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        return read_encodings(path)
+    if slide_id is None:
+        raise DataError(f"{path}: polygons or a mask image describe one slide; analyze one slide file")
+    if path.suffix.lower() in (".json", ".geojson"):
+        return {slide_id: features_to_rle(load_features(path), shape, labels=["glomerulus", "glomeruli"])}
+    mask = read_mask(path)
+    if mask.shape != tuple(shape):
+        raise DataError(f"{path}: mask {mask.shape} does not match the slide {tuple(shape)}")
+    return {slide_id: rle.encode(mask)}
+
+
+def find_slide(root: Path, slide_id: str) -> Path:
+    """``<id>.tiff`` (or ``.tif``) in ``test/``, ``train/`` or ``root`` itself.
+
+    Raises:
+        MissingInputError: in none of them.
+    """
+    for folder in (root / "test", root / "train", root):
+        for ext in (".tiff", ".tif"):
+            if (folder / f"{slide_id}{ext}").is_file():
+                return folder / f"{slide_id}{ext}"
+    raise MissingInputError(f"{root}: no slide {slide_id}.tiff in test/, train/ or the folder itself")
+
+
+def _confidence(ensemble: Ensemble, slide, cfg: PredictConfig) -> Callable:
+    def probability(win):
+        return glomerulus_probability(predict_image(ensemble, slide.read(win, fill=255), cfg))
+
+    return probability
+
+
+def analyze(target, pred, truth=None, ensemble: Optional[Ensemble] = None, cfg: Optional[PredictConfig] = None,
+            iou: float = 0.5, pixel_size_um: Optional[float] = None, out="out/analysis",
+            log: Callable[[str], None] = print) -> pd.DataFrame:
+    """Analyse one slide or every predicted slide of a folder, writing a report per slide.
+
+    Args:
+        target: a slide file, or a folder with ``test/`` or ``train/`` slides.
+        pred: the prediction: a submission CSV; for one slide also a mask image or polygons.
+        truth: the truth, in any form ``pred`` takes (or a solution / ``train.csv``), or None.
+        ensemble: models for each glomerulus' confidence (a second inference pass), or None.
+        cfg: inference settings for the confidence pass.
+        iou: IoU at which a prediction finds a glomerulus.
+        pixel_size_um: full-resolution pixel size: physical units and cortex density.
+        out: output folder (``<out>/<id>/report.html``, ``<out>/summary.csv``).
+        log: where each slide's line goes.
+
+    Returns:
+        The summary table (one row per slide, plus ``overall`` when there is truth and several slides).
+    """
+    target, out = Path(target), Path(out)
+    one = (None, None)
+    if target.is_file():
+        with open_slide(target) as slide:
+            one = (target.stem, slide.shape)
+    predictions = read_slide_encodings(pred, *one)
+    truths = read_slide_encodings(truth, *one) if truth else {}
+    if target.is_file():
+        if target.stem not in predictions:
+            raise SubmissionError(f"{pred}: no row for slide {target.stem}")
+        slides = {target.stem: target}
+    else:
+        slides = {i: find_slide(target, i) for i in predictions}
+    cfg = cfg or PredictConfig()
+    summary = []
+    for slide_id, path in slides.items():
+        with open_slide(path) as slide:
+            probability = _confidence(ensemble, slide, cfg) if ensemble is not None else None
+            result = analyze_slide(slide.shape, predictions[slide_id], truths.get(slide_id), probability,
+                                   iou_threshold=iou, pixel_size_um=pixel_size_um, name=slide_id)
+            anatomy = path.with_name(f"{slide_id}-anatomical-structure.json")
+            density = None
+            if pixel_size_um and anatomy.is_file():
+                density = cortex_density(result.predicted, load_features(anatomy), slide.shape, pixel_size_um)
+            page = write_report(out / slide_id, slide, result, predictions[slide_id], truths.get(slide_id), slide_id, density)
+        row = {"id": slide_id, "glomeruli": len(result.predicted)}
+        if result.detection is not None:
+            row.update(result.detection.as_dict())
+        if density is not None:
+            row.update(cortex_mm2=density[0], per_mm2_cortex=density[1])
+        summary.append(row)
+        d = result.detection
+        log(f"  {slide_id}: {len(result.predicted)} glomeruli" + (
+            f", TP {d.tp} FP {d.fp} FN {d.fn}, detection score {d.detection_score:.3f}, Dice {d.dice:.4f}" if d else "")
+            + f"  -> {page}")
+    table = pd.DataFrame(summary)
+    if "tp" in table and len(table) > 1:
+        total = Detection(int(table["tp"].sum()), int(table["fp"].sum()), int(table["fn"].sum()), float(table["dice"].mean()))
+        table = pd.concat([table, pd.DataFrame([{"id": "overall", "glomeruli": int(table["glomeruli"].sum()), **total.as_dict()}])])
+        log(f"  overall: detection score {total.detection_score:.3f}, F1 {total.f1:.3f}, mean Dice {total.dice:.4f}")
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "summary.csv", index=False)
+    return table

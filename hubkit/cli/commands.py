@@ -1,0 +1,183 @@
+"""What each ``hubkit`` command does: a few lines that call the library and print its results.
+
+Library modules are imported inside each command, so ``hubkit --help`` does not import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import hubkit
+
+__all__ = ["COMMANDS"]
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _ensemble(args: argparse.Namespace, cfg):
+    """The models ``--zoo`` / ``--model`` name, on the config's device."""
+    from hubkit.models.zoo import default_zoo_dir, load_zoo
+
+    root = Path(args.zoo) if args.zoo else default_zoo_dir()
+    return load_zoo(root, names=getattr(args, "model", None) or None).to(cfg.torch_device())
+
+
+def _predict_config(args: argparse.Namespace):
+    from hubkit.cli.options import dataclass_from_args
+    from hubkit.inference.config import PredictConfig
+
+    return dataclass_from_args(PredictConfig, args, progress=not args.quiet)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print versions, the compute device and the data folders hubkit finds."""
+    import torch
+
+    from hubkit.models.zoo import default_zoo_dir, find_cards
+    from hubkit.testbed.data import find_data_dir
+
+    print(f"hubkit {hubkit.__version__} on Python {platform.python_version()} ({platform.machine()})")
+    for dist in ("torch", "torchvision", "segmentation-models-pytorch", "timm", "albumentations", "rasterio",
+                 "tifffile", "imagecodecs", "pycocotools", "numpy", "pandas", "scikit-image"):
+        print(f"  {dist:28s} {_version(dist)}")
+    device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
+    print(f"  device: {device}, {torch.get_num_threads()} CPU threads")
+    data = find_data_dir()
+    print(f"  real data: {data if data else 'not found (set HUBKIT_DATA)'}")
+    print(f"  model zoo: {default_zoo_dir()} ({len(find_cards(default_zoo_dir()))} model card(s); `hubkit zoo` lists them)")
+    return 0
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    """List the model cards under a folder (default: the zoo shipped with hubkit)."""
+    from hubkit.models.card import ModelCard
+    from hubkit.models.zoo import default_zoo_dir, find_cards
+
+    root = Path(args.root) if args.root else default_zoo_dir()
+    cards = find_cards(root) if root.is_dir() else []
+    print(f"{len(cards)} model card(s) under {root}")
+    for path in cards:
+        card = ModelCard.read(path)
+        cv = "-" if card.cv_score is None else f"{card.cv_score:.4f}"
+        print(f"  {card.name:24s} {card.architecture}/{card.encoder}  scale 1/{card.scale:g}  tile {card.tile_size}  "
+              f"classes {','.join(card.class_names)}  threshold {card.threshold:g}  CV Dice {cv}  ({path.parent})")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict every slide of a competition folder into a submission CSV."""
+    from hubkit.inference.runner import predict_folder
+
+    cfg = _predict_config(args)
+    ensemble = _ensemble(args, cfg)
+    print(ensemble.describe())
+    result = predict_folder(args.data_dir, args.out, ensemble, cfg, args.format, log=_err)
+    failed = result.failed
+    print(f"wrote {args.out}: {len(result.outcomes)} slide(s), {len(failed)} failed{': ' + ', '.join(failed) if failed else ''}")
+    return 1 if failed else 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score a submission against a solution with the format's metric; the last line is the score."""
+    from hubkit.formats.registry import detect_format, get_format
+
+    fmt = get_format(args.format) if args.format else detect_format(args.submission)
+    if args.class_name:
+        fmt = get_format(fmt.name, scored_class=args.class_name)
+    result = fmt.score(args.submission, args.solution)
+    print(result.per_image.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for note in result.notes:
+        print(note)
+    print(result.summary())
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Glomerulus records, detection metrics, density and a report for each predicted slide."""
+    from hubkit.analysis.run import analyze
+
+    cfg = _predict_config(args)
+    ensemble = _ensemble(args, cfg) if args.zoo else None
+    analyze(args.slide_or_dir, args.pred, args.truth, ensemble, cfg, args.iou, args.pixel_size, args.out)
+    print(f"wrote {args.out}/summary.csv and one report folder per slide")
+    return 0
+
+
+def cmd_make_competition(args: argparse.Namespace) -> int:
+    """Build a local competition folder from real tiles with masks."""
+    from hubkit.errors import MissingInputError
+    from hubkit.testbed import FULL, SMALL, default_tiles_dir, make_competition
+
+    tiles = Path(args.tiles) if args.tiles else default_tiles_dir()
+    if tiles is None:
+        raise MissingInputError("no real tiles found (../shared/data or $HUBKIT_DATA); pass --tiles DIR")
+    table = make_competition(args.out, tiles, SMALL if args.small else FULL)
+    for row in table.itertuples():
+        print(f"  {row.id}: {row.height} x {row.width} px, layout {row.layout}, {row.source}")
+    print(f"wrote {args.out}/ (test/<id>.tiff, sample_submission.csv, solution.csv)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job end to end: a local competition, predict with the starter model, score, overlay."""
+    from hubkit.testbed.demo import run_demo
+
+    cfg = _predict_config(args)
+    result = run_demo(args.out, _ensemble(args, cfg), cfg, args.tiles, args.synthetic)
+    for row in result.score.per_image.itertuples():
+        slide = result.slides.set_index("id").loc[row.id]
+        print(f"  {row.id}: Dice {row.dice:.4f}  ({slide.height} x {slide.width} px)  overlay {result.overlays[row.id]} "
+              "(red truth, green prediction)")
+    print(f"{result.score.summary()} ({result.label})")
+    return 1 if result.run.failed else 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the folds of a config file; each fold's best epoch becomes a zoo model."""
+    from hubkit.training import apply_overrides, load_config, run, summary_json
+
+    items = [*(args.set or []), *([f"train_folds={args.fold}"] if args.fold else [])]
+    results = run(apply_overrides(load_config(args.config), items), progress=not args.quiet)
+    if args.summary:
+        summary_json(results, args.summary)
+    return 0
+
+
+def cmd_wheelhouse(args: argparse.Namespace) -> int:
+    """Build the offline wheel folder for Kaggle (see hubkit.kaggle.wheelhouse)."""
+    from hubkit.kaggle import PLATFORMS, build_wheelhouse, write_dataset_metadata
+
+    wheels = build_wheelhouse(args.out, args.python, args.platform or PLATFORMS, download=not args.no_download)
+    if args.dataset_id:
+        write_dataset_metadata(args.out, args.dataset_id, "hubkit wheels")
+    print(f"{len(wheels)} wheels in {args.out}")
+    return 0
+
+
+def cmd_pack_zoo(args: argparse.Namespace) -> int:
+    """Copy a zoo's model folders into a Kaggle dataset folder with dataset-metadata.json."""
+    from hubkit.kaggle.datasets import pack_zoo
+
+    packed = pack_zoo(args.zoo, args.out, args.dataset_id, args.title)
+    print(f"packed {len(packed)} model(s) into {args.out}/ with dataset-metadata.json")
+    return 0
+
+
+COMMANDS = {
+    "info": cmd_info, "zoo": cmd_zoo, "train": cmd_train, "predict": cmd_predict, "score": cmd_score,
+    "analyze": cmd_analyze, "wheelhouse": cmd_wheelhouse, "pack-zoo": cmd_pack_zoo,
+    "make-competition": cmd_make_competition, "demo": cmd_demo,
+}

@@ -1,0 +1,108 @@
+"""The ``hubkit`` parser and entry point: options come from the library's dataclasses and registries."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+import hubkit
+from hubkit.cli.commands import COMMANDS
+from hubkit.cli.options import add_dataclass_options
+from hubkit.errors import HubkitError
+from hubkit.formats.hubmap2023 import CLASS_IDS
+from hubkit.formats.registry import DEFAULT_FORMAT, FORMATS
+from hubkit.inference.config import PredictConfig
+
+__all__ = ["build_parser", "main"]
+
+
+def _predict_options(p: argparse.ArgumentParser, zoo_help: str = "folder searched for model cards (default: hubkit's own zoo)") -> None:
+    p.add_argument("--zoo", help=zoo_help)
+    p.add_argument("--model", action="append", help="use only this model name (repeatable)")
+    add_dataclass_options(p, PredictConfig)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hubkit", description=hubkit.__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"hubkit {hubkit.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    formats = "; ".join(f"{name}: {f.title}" for name, f in FORMATS.items())
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=COMMANDS[name])
+        return p
+
+    command("info", "versions, device and data paths")
+
+    p = command("zoo", "list the model cards under a folder")
+    p.add_argument("root", nargs="?", help="folder to search (default: hubkit's own zoo)")
+
+    p = command("train", "train zoo models from a JSON/YAML config")
+    p.add_argument("config", help="config file (see hubkit.training.TrainConfig for the keys)")
+    p.add_argument("--fold", type=int, action="append", help="train this fold (repeatable; default: the config's)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (JSON value)")
+    p.add_argument("--summary", help="write the folds' scores to this JSON file")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+
+    p = command("predict", "predict a competition folder into a submission CSV")
+    p.add_argument("data_dir", help="the competition folder (sample_submission.csv and test/)")
+    p.add_argument("--out", default="submission.csv", help="submission file (default: submission.csv)")
+    p.add_argument("--format", default=DEFAULT_FORMAT, choices=list(FORMATS), help=f"competition format: {formats}")
+    _predict_options(p)
+
+    p = command("score", "score a submission against a solution; the last line is '<metric> <value>'")
+    p.add_argument("submission")
+    p.add_argument("solution")
+    p.add_argument("--format", choices=list(FORMATS), help=f"default: recognised from the columns; {formats}")
+    p.add_argument("--class", dest="class_name", choices=list(CLASS_IDS),
+                   help="hubmap2023: the class whose AP is scored (default: blood_vessel, as the competition)")
+
+    p = command("analyze", "glomerulus records, detection metrics, QuPath GeoJSON and a report")
+    p.add_argument("slide_or_dir", help="a slide, or a folder with test/ or train/ slides")
+    p.add_argument("--pred", required=True, help="submission CSV (id,predicted); for one slide also a mask image")
+    p.add_argument("--truth", help="solution or train CSV (id,encoding); for one slide also polygons JSON or a mask")
+    p.add_argument("--pixel-size", type=float, help="full-resolution pixel size in um (physical units, density)")
+    p.add_argument("--iou", type=float, default=0.5, help="IoU at which a prediction finds a glomerulus (default: 0.5)")
+    p.add_argument("--out", default="out/analysis", help="output folder (default: out/analysis)")
+    _predict_options(p, "models for each glomerulus' confidence, a second inference pass (default: none)")
+
+    p = command("wheelhouse", "build a flat folder of wheels for offline Kaggle installs")
+    p.add_argument("out")
+    p.add_argument("--python", default=f"{sys.version_info.major}.{sys.version_info.minor}")
+    p.add_argument("--platform", action="append", help="platform tag (repeatable; default: manylinux x86-64 tags)")
+    p.add_argument("--dataset-id", help="owner/slug: also write dataset-metadata.json")
+    p.add_argument("--no-download", action="store_true", help="build hubkit's wheel only (no network)")
+
+    p = command("pack-zoo", "a zoo folder as a Kaggle dataset (cards, weights, metadata)")
+    p.add_argument("zoo")
+    p.add_argument("out")
+    p.add_argument("--dataset-id", required=True, help="owner/slug")
+    p.add_argument("--title", default="hubkit model zoo")
+
+    p = command("make-competition", "build a local competition folder from real tiles")
+    p.add_argument("out", help="folder to write")
+    p.add_argument("--tiles", help="folder with images/ and masks/ (default: the shared Vanderbilt tiles)")
+    p.add_argument("--small", action="store_true", help="two small slides instead of three large ones")
+
+    p = command("demo", "the main job end to end: local competition, predict, score, overlay")
+    p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
+    p.add_argument("--tiles", help="folder with images/ and masks/ (default: the shared Vanderbilt tiles if found)")
+    p.add_argument("--synthetic", action="store_true", help="use synthetic slides even when real tiles exist")
+    _predict_options(p)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command. hubkit errors print as one line (exit 2); Ctrl-C prints one line (exit 130)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except HubkitError as err:
+        print(f"hubkit: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hubkit: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,152 @@
+"""The competition-format seam: what a format is, and the sink that turns probabilities into a row.
+
+A `CompetitionFormat` knows one competition's folder and files: where the test slides are and in
+which order (``sample_submission.csv``, else the files in ``test/``), the submission's columns and
+placeholder rows, the `Sink` that turns one slide's probabilities into its row, and the scorer.
+Inference never knows which format it writes: it streams probability strips into the sink it is
+given (MONAI's Merger shape: aggregate, then finalize), so the output is chosen at the save stage.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Sequence
+
+import numpy as np
+import pandas as pd
+
+from hubkit.errors import MissingInputError, SubmissionError
+from hubkit.formats.table import read_id_table, write_table
+
+__all__ = ["Sink", "Score", "CompetitionFormat", "check_id"]
+
+
+class Sink(ABC):
+    """Receives one slide's class probabilities as full-height column strips, left to right.
+
+    Args (of every sink): the slide ``shape`` ``(height, width)``, the ensemble's ``class_names``
+    (one per probability channel) and its ``threshold``.
+    """
+
+    @abstractmethod
+    def aggregate(self, strip: np.ndarray, first_col: int) -> None:
+        """Take the next strip: ``(channels, height, width)`` float32 probabilities whose first
+        column is ``first_col`` of the slide."""
+
+    @abstractmethod
+    def finalize(self) -> dict[str, str]:
+        """The slide's submission row, without its id: ``{column: value}``."""
+
+
+@dataclass
+class Score:
+    """A submission's score against a solution.
+
+    Attributes:
+        metric: what ``value`` is (``"mean Dice"``, ``"mAP@0.6"``).
+        value: the leaderboard number.
+        per_image: one row per image (``id`` and the format's per-image columns).
+        notes: lines to show before the value (what was scored).
+    """
+
+    metric: str
+    value: float
+    per_image: pd.DataFrame
+    notes: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        """The last line `hubkit score` prints: ``<metric> <value>``."""
+        return f"{self.metric} {self.value:.4f}"
+
+
+def check_id(slide_id: str, where) -> str:
+    """An id from an untrusted table, which becomes a file name: one plain path component.
+
+    Raises:
+        SubmissionError: empty, a path (``/``, ``\\``), ``.``/``..``, or a control character.
+    """
+    if (not slide_id or slide_id in (".", "..") or any(c in slide_id for c in "/\\")
+            or any(ord(c) < 32 for c in slide_id)):
+        raise SubmissionError(f"{where}: id {slide_id!r} is not a plain file name")
+    return slide_id
+
+
+class CompetitionFormat(ABC):
+    """One competition's files. Subclasses set the class attributes and implement `sink` and `score`."""
+
+    #: The name chosen on the command line (``--format``).
+    name: ClassVar[str]
+    #: The competition's title, for help texts.
+    title: ClassVar[str]
+    #: Submission columns, ``id`` first.
+    columns: ClassVar[tuple[str, ...]]
+    #: Solution columns the scorer reads, ``id`` first.
+    solution_columns: ClassVar[tuple[str, ...]]
+    #: Test-slide file endings, preferred first.
+    suffixes: ClassVar[tuple[str, ...]]
+    #: The metric's name, as `Score.metric`.
+    metric: ClassVar[str]
+
+    def read_ids(self, data_dir) -> list[str]:
+        """Slide ids to predict: ``sample_submission.csv`` order, else the stems of ``test/*<suffix>``.
+
+        Raises:
+            MissingInputError: neither exists.
+            SubmissionError: a malformed sample submission, or an id that is not a plain file name.
+        """
+        data_dir = Path(data_dir)
+        sample = data_dir / "sample_submission.csv"
+        if sample.is_file():
+            return [check_id(i, sample) for i in read_id_table(sample, ("id",))["id"]]
+        test = data_dir / "test"
+        ids = sorted({p.name[: -len(s)] for s in self.suffixes for p in test.glob(f"*{s}") if p.is_file()})
+        if not ids:
+            raise MissingInputError(f"{data_dir}: neither sample_submission.csv nor test/*{self.suffixes[0]} found")
+        return ids
+
+    def test_slide(self, data_dir, slide_id: str) -> Path:
+        """The file of a test slide: ``test/<id><suffix>``, the first suffix that exists (else the
+        preferred one, which then fails to open with a clear error)."""
+        test = Path(data_dir) / "test"
+        check_id(slide_id, test)
+        for suffix in self.suffixes:
+            path = test / f"{slide_id}{suffix}"
+            if path.is_file():
+                return path
+        return test / f"{slide_id}{self.suffixes[0]}"
+
+    def placeholders(self, data_dir, ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """The row each id gets before (or instead of) a prediction: every column empty."""
+        return {i: {c: "" for c in self.columns[1:]} for i in ids}
+
+    def write(self, path, ids: Sequence[str], rows: dict[str, dict[str, str]],
+              placeholders: dict[str, dict[str, str]]) -> Path:
+        """Write the submission atomically: one row per id in ``ids`` order."""
+        return write_table(path, self.columns, ids, rows, placeholders)
+
+    @abstractmethod
+    def sink(self, shape: tuple[int, int], class_names: Sequence[str], threshold: float) -> Sink:
+        """A fresh sink for one slide of ``shape`` ``(height, width)``."""
+
+    @abstractmethod
+    def score(self, submission, solution) -> Score:
+        """Score a submission CSV against a solution CSV.
+
+        Raises:
+            SubmissionError: missing or extra ids, missing columns; names the file.
+            EncodingError: a malformed prediction, naming the id.
+        """
+
+    def _read_pair(self, submission, solution) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Both tables, checked to hold the same ids."""
+        sub = read_id_table(submission, self.columns)
+        sol = read_id_table(solution, self.solution_columns)
+        missing = sorted(set(sol["id"]) - set(sub["id"]))
+        extra = sorted(set(sub["id"]) - set(sol["id"]))
+        if missing or extra:
+            raise SubmissionError(f"{submission}: ids missing {missing[:10]}, unexpected {extra[:10]} (against {solution})")
+        if not len(sol):
+            raise SubmissionError(f"{solution}: no rows to score")
+        return sub, sol

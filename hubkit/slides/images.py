@@ -1,0 +1,51 @@
+"""Tile images and masks on disk: PNG, JPEG and small TIFF files, and folders of image/mask pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hubkit.errors import DataError
+
+__all__ = ["IMAGE_SUFFIXES", "read_image", "read_mask", "find_tile_pairs"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def read_mask(path) -> np.ndarray:
+    """Read a mask image as ``(height, width)`` uint8 of 0/1 (any non-zero channel = foreground).
+
+    Raises:
+        DataError: the file is missing or not an image.
+    """
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise DataError(f"{path}: cannot read mask image (missing, or not a PNG/JPEG/TIFF)")
+    if raw.ndim == 3:
+        raw = raw.max(axis=2)
+    return (raw > 0).astype(np.uint8)
+
+
+def read_image(path) -> np.ndarray:
+    """Read an image file as ``(height, width, 3)`` uint8 RGB.
+
+    Raises:
+        DataError: the file is missing or not an image.
+    """
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise DataError(f"{path}: cannot read image (missing, or not a PNG/JPEG/TIFF)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def find_tile_pairs(folder) -> list[tuple[Path, Path]]:
+    """``(image, mask)`` paths of a folder with ``images/`` and ``masks/`` of matching file stems."""
+    folder = Path(folder)
+    masks = {p.stem: p for p in (folder / "masks").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES}
+    pairs = []
+    for img in sorted((folder / "images").glob("*")):
+        if img.suffix.lower() in IMAGE_SUFFIXES and img.stem in masks:
+            pairs.append((img, masks[img.stem]))
+    return pairs

@@ -1,0 +1,15 @@
+"""Training: tile sets cut at model scale, augmented crops, losses, and the k-fold trainer.
+
+`hubkit.training.prep` cuts tile sets (with fold groups) from tile folders or competition slides;
+`load_config` reads a `TrainConfig`; `run` trains its folds, each fold's best epoch saved as a zoo
+model with its card. Importing this package imports torch and albumentations.
+"""
+
+from hubkit.training.config import TrainConfig, apply_overrides, load_config
+from hubkit.training.loop import run, summary_json, train_fold
+from hubkit.training.prep import folds_by_group, prepare_slides, prepare_tile_folder, read_index, write_index
+
+__all__ = [
+    "TrainConfig", "load_config", "apply_overrides", "run", "train_fold", "summary_json", "prepare_tile_folder",
+    "prepare_slides", "write_index", "read_index", "folds_by_group",
+]

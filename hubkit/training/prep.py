@@ -1,0 +1,210 @@
+"""Cut training tiles at model scale, with an index whose ``group`` column keeps folds honest.
+
+Two sources:
+
+* folders of tile images with masks (``images/`` + ``masks/``, e.g. the shared Vanderbilt and
+  AIDPATH sets), each with its own downscale factor, because sources differ in magnification;
+* competition slides (``train.csv`` RLE + ``train/<id>.tiff``): tiles around glomeruli and a share
+  of random tissue tiles, decoded window by window (no whole-slide mask).
+
+Every tile is written at model scale (JPEG image, PNG 0/255 mask) and listed in ``index.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from hubkit.annotations import load_features, rasterize
+from hubkit.errors import DataError
+from hubkit.formats import rle
+from hubkit.inference.tiling import MIN_TISSUE_FRACTION, iter_windows, tissue_fraction, tissue_mask
+from hubkit.slides.base import scaled_size
+from hubkit.slides.images import find_tile_pairs, read_image, read_mask
+from hubkit.slides.reader import open_slide
+
+__all__ = ["INDEX_COLUMNS", "prepare_tile_folder", "prepare_slides", "write_index", "read_index", "folds_by_group", "tile_set_stats"]
+
+INDEX_COLUMNS = ["image", "mask", "source", "group", "scale", "height", "width", "glomerulus_fraction"]
+
+
+def _shrink(image: np.ndarray, mask: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    if scale == 1:
+        return image, mask
+    size = (scaled_size(image.shape[1], scale), scaled_size(image.shape[0], scale))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    soft = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    return small, (soft >= 0.5).astype(np.uint8)
+
+
+def _write(out_dir: Path, name: str, image: np.ndarray, mask: np.ndarray) -> tuple[str, str]:
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    (out_dir / "masks").mkdir(parents=True, exist_ok=True)
+    img_rel, mask_rel = f"images/{name}.jpg", f"masks/{name}.png"
+    cv2.imwrite(str(out_dir / img_rel), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    cv2.imwrite(str(out_dir / mask_rel), mask * 255)
+    return img_rel, mask_rel
+
+
+def _region(stem: str, group_size: int) -> str:
+    """Neighbouring tiles share a region: the tile number's block of ``group_size``."""
+    numbers = re.findall(r"\d+", stem)
+    return str(int(numbers[-1]) // group_size) if numbers else stem
+
+
+def prepare_tile_folder(folder, out_dir, source: str, scale: float, group_size: int = 40) -> list[dict]:
+    """Shrink every image/mask pair of a folder by ``scale`` and write it as a training tile.
+
+    Args:
+        folder: holds ``images/`` and ``masks/`` with matching stems.
+        out_dir: the tile set folder.
+        source: a short name for the source (goes into tile names and groups).
+        scale: this source's downscale factor to reach model scale.
+        group_size: tiles whose numbers fall in the same block of this size form one group
+            (tiles cut from one slide on a grid are numbered along it; neighbours must share a fold).
+
+    Returns:
+        Index rows (see `INDEX_COLUMNS`).
+    """
+    out_dir = Path(out_dir)
+    rows = []
+    pairs = find_tile_pairs(folder)
+    if not pairs:
+        raise DataError(f"{folder}: no images/ and masks/ with matching names")
+    for img_path, mask_path in pairs:
+        image, mask = read_image(img_path), read_mask(mask_path)
+        if image.shape[:2] != mask.shape:
+            raise DataError(f"{img_path}: image {image.shape[:2]} and mask {mask.shape} differ in size")
+        image, mask = _shrink(image, mask, scale)
+        img_rel, mask_rel = _write(out_dir, f"{source}_{img_path.stem}", image, mask)
+        rows.append(dict(image=img_rel, mask=mask_rel, source=source, group=f"{source}:{_region(img_path.stem, group_size)}",
+                         scale=scale, height=image.shape[0], width=image.shape[1], glomerulus_fraction=float(mask.mean())))
+    return rows
+
+
+def _training_slides(competition_dir: Path):
+    """``(slide id, RLE or None, polygons or None)``: RLE where ``train.csv`` has the slide, else
+    its ``train/<id>.json`` glomerulus polygons."""
+    train = competition_dir / "train.csv"
+    table = pd.read_csv(train, dtype=str, keep_default_na=False) if train.is_file() else pd.DataFrame(columns=["id", "encoding"])
+    encodings = dict(zip(table["id"], table["encoding"]))
+    polygons = {p.stem for p in (competition_dir / "train").glob("*.json") if not p.stem.endswith("-anatomical-structure")}
+    for slide_id in sorted(set(encodings) | polygons):
+        if slide_id in encodings:
+            yield slide_id, encodings[slide_id], None
+        else:
+            yield slide_id, None, load_features(competition_dir / "train" / f"{slide_id}.json")
+
+
+def prepare_slides(
+    competition_dir,
+    out_dir,
+    scale: float,
+    tile: int = 512,
+    random_share: float = 0.2,
+    seed: int = 0,
+) -> list[dict]:
+    """Cut tiles from competition training slides: every tile touching a glomerulus, plus random tissue.
+
+    Args:
+        competition_dir: holds ``train/<id>.tiff`` with ``train.csv`` (``id,encoding``) rows or
+            ``train/<id>.json`` glomerulus polygons.
+        out_dir: the tile set folder.
+        scale: downscale factor to model scale.
+        tile: tile side at model scale.
+        random_share: chance to keep each tissue tile without glomeruli.
+
+    Returns:
+        Index rows; the group is the slide id.
+    """
+    competition_dir, out_dir = Path(competition_dir), Path(out_dir)
+    rng = np.random.default_rng(seed)
+    rows = []
+    size = int(round(tile * scale))
+    for slide_id, encoding, features in _training_slides(competition_dir):
+        with open_slide(competition_dir / "train" / f"{slide_id}.tiff") as slide:
+            if encoding is not None:
+                runs = rle.parse(encoding, slide.shape, name=slide_id)
+
+                def mask_of(win, runs=runs, shape=slide.shape):
+                    return rle.decode_window(runs, shape, win)
+            else:
+                def mask_of(win, features=features, shape=slide.shape):
+                    return rasterize(features, shape, win, labels=["glomerulus"])
+            thumb_scale = 32
+            tissue = tissue_mask(slide.thumbnail(thumb_scale))
+            for win in iter_windows(slide.shape, size, overlap=0.25):
+                if tissue_fraction(tissue, win, thumb_scale) < MIN_TISSUE_FRACTION:
+                    continue
+                mask = mask_of(win)
+                if not mask.any() and rng.random() >= random_share:
+                    continue
+                image, small = _shrink(slide.read(win), mask, scale)
+                img_rel, mask_rel = _write(out_dir, f"{slide_id}_{win.row}_{win.col}", image, small)
+                rows.append(dict(image=img_rel, mask=mask_rel, source="competition", group=slide_id, scale=scale,
+                                 height=image.shape[0], width=image.shape[1], glomerulus_fraction=float(small.mean())))
+    return rows
+
+
+def write_index(out_dir, rows: list[dict]) -> pd.DataFrame:
+    """Write ``index.csv`` and ``stats.json`` (per-channel mean/std of the tiles, 0-1 scale)."""
+    out_dir = Path(out_dir)
+    index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+    index.to_csv(out_dir / "index.csv", index=False)
+    total, sq, count = np.zeros(3), np.zeros(3), 0
+    for rel in index["image"]:
+        px = read_image(out_dir / rel).reshape(-1, 3).astype(np.float64) / 255
+        total += px.sum(0)
+        sq += (px**2).sum(0)
+        count += len(px)
+    mean = total / max(count, 1)
+    std = np.sqrt(np.maximum(sq / max(count, 1) - mean**2, 1e-12))
+    stats = {"mean": mean.round(4).tolist(), "std": std.round(4).tolist(), "tiles": len(index),
+             "sources": {s: int(n) for s, n in index["source"].value_counts().items()}}
+    (out_dir / "stats.json").write_text(json.dumps(stats, indent=2))
+    return index
+
+
+def read_index(root) -> tuple[pd.DataFrame, Path]:
+    """Read ``index.csv`` of a tile set; paths in it are relative to ``root``.
+
+    Raises:
+        DataError: a missing file or column, naming it.
+    """
+    root = Path(root)
+    path = root / "index.csv"
+    if not path.is_file():
+        raise DataError(f"{path}: tile index not found (make one with data_prep/make_tiles.py)")
+    index = pd.read_csv(path)
+    missing = [c for c in INDEX_COLUMNS if c not in index.columns]
+    if missing:
+        raise DataError(f"{path}: missing columns {missing}")
+    return index, root
+
+
+def folds_by_group(groups, n_folds: int, seed: int = 0) -> np.ndarray:
+    """Assign a fold to every row so that no group is split, balancing rows per fold.
+
+    Returns:
+        int array of fold numbers, one per row.
+    """
+    groups = pd.Series(list(groups))
+    sizes = groups.value_counts()
+    order = sizes.sample(frac=1, random_state=seed).sort_values(ascending=False, kind="stable")
+    load, fold_of = np.zeros(n_folds, int), {}
+    for group, n in order.items():
+        f = int(np.argmin(load))
+        fold_of[group] = f
+        load[f] += n
+    return groups.map(fold_of).to_numpy()
+
+
+def tile_set_stats(root) -> Optional[dict]:
+    path = Path(root) / "stats.json"
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -1,0 +1,58 @@
+import json
+
+import numpy as np
+import pandas as pd
+
+from hubkit.analysis.glomeruli import detection_metrics, glomeruli
+from hubkit.annotations import load_features, rasterize
+from hubkit.cli import main
+from hubkit.formats import rle
+from tests.helpers import blobs
+
+
+def test_analyze_command_writes_tables_geojson_and_report(tmp_path, capsys):
+    from hubkit.testbed import SlideSpec, make_competition
+
+    comp = tmp_path / "comp"
+    solution = make_competition(comp, None, (SlideSpec(1, 1, "bands"),))
+    truth = solution["encoding"].iloc[0]
+    h, w = int(solution["height"].iloc[0]), int(solution["width"].iloc[0])
+    mask = rle.decode(truth, (h, w))
+    mask[:, : w // 2] = 0  # the "prediction" finds only the right half's glomeruli
+    pd.DataFrame({"id": ["local-0"], "predicted": [rle.encode(mask)]}).to_csv(tmp_path / "sub.csv", index=False)
+    out = tmp_path / "report"
+    assert main(["analyze", str(comp), "--pred", str(tmp_path / "sub.csv"), "--truth", str(comp / "solution.csv"),
+                 "--pixel-size", "0.5", "--out", str(out)]) == 0
+    expected = detection_metrics(mask, rle.decode(truth, (h, w)))
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary.loc[0, "tp"] == expected.tp and summary.loc[0, "fn"] == expected.fn and summary.loc[0, "fp"] == expected.fp
+    folder = out / "local-0"
+    table = pd.read_csv(folder / "glomeruli.csv")
+    assert len(table) == len(glomeruli(mask)) and "area_um2" in table
+    doc = json.loads((folder / "glomeruli.geojson").read_text())
+    assert doc["type"] == "FeatureCollection" and "measurements" in doc["features"][0]["properties"]
+    assert np.array_equal(rasterize(load_features(folder / "glomeruli.geojson"), (h, w)), mask)  # QuPath round trip
+    page = (folder / "report.html").read_text()
+    for name in ("overview.png", "review.png", "histograms.png", "missed.csv"):
+        assert name in page and (folder / name).stat().st_size > 100
+
+
+def test_analyze_one_slide_against_polygons_and_a_mask_image(tmp_path, capsys):
+    import cv2
+
+    from hubkit.annotations import mask_to_features, save_geojson
+    from hubkit.slides import write_slide
+
+    shape = (300, 400)
+    truth = blobs(shape, [(60, 60), (150, 200), (240, 330)], 25)
+    pred = blobs(shape, [(62, 58), (150, 200)], 25)
+    write_slide(tmp_path / "s1.tiff", np.full((*shape, 3), 200, np.uint8))
+    save_geojson(tmp_path / "truth.json", mask_to_features(truth))
+    cv2.imwrite(str(tmp_path / "pred.png"), pred * 255)
+    assert main(["analyze", str(tmp_path / "s1.tiff"), "--pred", str(tmp_path / "pred.png"),
+                 "--truth", str(tmp_path / "truth.json"), "--out", str(tmp_path / "out")]) == 0
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert summary.loc[0, ["tp", "fp", "fn"]].tolist() == [2, 0, 1]
+    cv2.imwrite(str(tmp_path / "small.png"), pred[:10] * 255)
+    assert main(["analyze", str(tmp_path / "s1.tiff"), "--pred", str(tmp_path / "small.png")]) == 2
+    assert "does not match the slide" in capsys.readouterr().err

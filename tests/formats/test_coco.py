@@ -1,0 +1,55 @@
+import base64
+import zlib
+
+import numpy as np
+import pytest
+from pycocotools import mask as coco_mask
+
+from hubkit.errors import EncodingError
+from hubkit.formats.coco import decode_mask, encode_mask
+
+
+def _random_blobs(shape, seed):
+    rng = np.random.default_rng(seed)
+    return (rng.random((shape[0] // 4 + 1, shape[1] // 4 + 1)) > 0.7).repeat(4, 0).repeat(4, 1)[: shape[0], : shape[1]]
+
+
+@pytest.mark.parametrize(
+    "mask",
+    [
+        np.zeros((512, 512), bool),
+        np.ones((512, 512), bool),
+        _random_blobs((512, 512), 0),
+        _random_blobs((7, 13), 1),
+        _random_blobs((1, 1), 2),
+        np.pad(np.ones((3, 5), bool), ((1, 2), (0, 4))),
+    ],
+    ids=["empty", "full", "blobs-512", "blobs-odd", "one-pixel", "box"],
+)
+def test_round_trip_and_the_competition_encoding(mask):
+    text = encode_mask(mask)
+    assert text.isascii() and " " not in text
+    np.testing.assert_array_equal(decode_mask(text, mask.shape), mask.astype(np.uint8))
+    # The competition's own recipe: base64(zlib(COCO counts of a Fortran-ordered (H, W, 1) uint8 mask)).
+    counts = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)[..., None]))[0]["counts"]
+    assert zlib.decompress(base64.b64decode(text)) == counts
+
+
+@pytest.mark.parametrize(
+    "text, shape, message",
+    [
+        ("not base64!", (4, 4), "not base64"),
+        (base64.b64encode(b"plain bytes").decode(), (4, 4), "not base64\\(zlib"),
+        (base64.b64encode(zlib.compress(b"\x01\x02")).decode(), (4, 4), "not COCO compressed RLE"),
+        (encode_mask(np.ones((10, 10))), (20, 20), "do not add up to a 20 x 20 image"),
+        (encode_mask(np.ones((10, 10))), (4, 4), "do not decode at 4 x 4"),
+    ],
+)
+def test_bad_masks_are_refused_with_the_reason(text, shape, message):
+    with pytest.raises(EncodingError, match=message):
+        decode_mask(text, shape, "tile-1, instance 0")
+
+
+def test_masks_must_be_two_dimensional():
+    with pytest.raises(EncodingError, match="2-D"):
+        encode_mask(np.zeros((2, 2, 2)))

@@ -1,0 +1,43 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from hubkit.cli import main
+from hubkit.errors import ScoreError
+from hubkit.formats import rle
+from hubkit.formats.hubmap2021 import HuBMAP2021
+from hubkit.testbed import SlideSpec, make_competition
+from tests.helpers import csv_file
+
+
+@pytest.mark.parametrize(
+    "sub_rows, message",
+    [
+        ([("a", "1 2")], r"ids missing \['b'\]"),
+        ([("a", "1 2"), ("b", ""), ("c", "")], r"unexpected \['c'\]"),
+        ([("a", "1 2"), ("b", "3 1 1 1")], r"'b \(submission\)'.*unsorted"),
+        ([("a", "1 2"), ("a", ""), ("b", "")], "duplicate ids"),
+    ],
+)
+def test_score_errors(tmp_path, sub_rows, message):
+    sol = csv_file(tmp_path / "sol.csv", ["id", "encoding"], [("a", "1 2"), ("b", "4 2")])
+    sub = csv_file(tmp_path / "sub.csv", ["id", "predicted"], sub_rows)
+    with pytest.raises((ScoreError, ValueError), match=message):
+        HuBMAP2021().score(sub, sol)
+
+
+def test_predict_then_score_on_real_tissue_equals_in_memory_dice(data_dir, tmp_path, capsys):
+    tiles = data_dir / "hubmap-vanderbilt-pas-glomeruli-1600x1200"
+    comp = tmp_path / "comp"
+    solution = make_competition(comp, tiles, (SlideSpec(2, 2, "bands"), SlideSpec(1, 1, "pages")), first_tile="train_080")
+    assert main(["predict", str(comp), "--out", str(tmp_path / "sub.csv"), "--quiet", "--tta", "none"]) == 0
+    assert main(["score", str(tmp_path / "sub.csv"), str(comp / "solution.csv")]) == 0
+    printed = float(capsys.readouterr().out.strip().splitlines()[-1].split()[2])
+    sub = pd.read_csv(tmp_path / "sub.csv", dtype=str, keep_default_na=False)
+    dices = []
+    for row in solution.itertuples():
+        truth = rle.decode(row.encoding, (row.height, row.width)).astype(bool)
+        pred = rle.decode(sub.loc[sub["id"] == row.id, "predicted"].iloc[0], (row.height, row.width)).astype(bool)
+        dices.append(2 * (truth & pred).sum() / (truth.sum() + pred.sum()))
+    assert printed == pytest.approx(np.mean(dices), abs=1e-4)
+    assert np.mean(dices) > 0.8  # the starter model on tissue it never trained on

@@ -1,0 +1,105 @@
+import json
+
+import pytest
+import torch
+
+from hubkit.errors import CardError
+from hubkit.models import create_model, zoo
+from hubkit.models.card import CARD_FILE
+from tests.helpers import tiny_card
+
+
+def test_starter_model_is_shipped_with_a_valid_card():
+    from hubkit.models import zoo
+
+    (member,) = zoo.load_zoo(zoo.default_zoo_dir())
+    card = member.card
+    assert card.name == "unet-lite0-s2" and card.scale == 2 and card.cv_score > 0.9
+    assert (zoo.default_zoo_dir() / card.name / card.weights_file).stat().st_size < 20e6
+
+
+def test_save_load_round_trip_is_bit_exact(tmp_path):
+    torch.manual_seed(1)
+    model = create_model("FPN", "resnet18").eval()
+    card_path = zoo.save(model, tiny_card(architecture="FPN", training_data="unit test"), tmp_path / "m1")
+    doc = json.loads(card_path.read_text())
+    assert doc["format"] == "hubkit-model-card/1" and len(doc["sha256"]) == 64 and doc["name"] == "m1"
+    loaded, card = zoo.load(tmp_path / "m1")
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    x = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.equal(model(x), loaded(x))
+    assert card.scale == 2 and card.training_data == "unit test" and not loaded.training
+
+
+def test_float16_weights_are_half_the_size_and_load_as_float32(tmp_path):
+    model = create_model("Unet", "resnet18").eval()
+    zoo.save(model, tiny_card(), tmp_path / "f32")
+    zoo.save(model, tiny_card(), tmp_path / "f16", dtype="float16")
+    size = lambda d: (d / "model.safetensors").stat().st_size  # noqa: E731
+    assert size(tmp_path / "f16") < 0.55 * size(tmp_path / "f32")
+    half, card = zoo.load(tmp_path / "f16")
+    assert card.dtype == "float16" and next(half.parameters()).dtype == torch.float32
+    x = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.allclose(model(x), half(x), atol=0.05)
+
+
+def test_changed_weights_fail_the_sha256_check(saved):
+    weights = saved / "model.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-1] ^= 0xFF
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(CardError, match=r"model\.safetensors: sha256 does not match"):
+        zoo.load(saved)
+
+
+def test_missing_weights_are_named(saved):
+    (saved / "model.safetensors").unlink()
+    with pytest.raises(CardError, match=r"model\.safetensors: weight file named by .*card\.json is missing"):
+        zoo.load(saved)
+
+
+def test_missing_card_is_named(tmp_path):
+    with pytest.raises(CardError, match=r"card\.json: model card not found"):
+        zoo.load(tmp_path)
+
+
+def test_weights_of_another_architecture_are_refused(saved):
+    card = json.loads((saved / CARD_FILE).read_text())
+    card["encoder"], card["sha256"] = "resnet34", ""
+    (saved / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(CardError, match="do not fit Unet/resnet34"):
+        zoo.load(saved)
+
+
+def test_load_zoo_finds_cards_at_any_depth(tmp_path):
+    # Kaggle mounts look like /kaggle/input/<dataset>/<version>/<anything>/model
+    for i, where in enumerate(["a/model", "b/1/2/other", "c"]):
+        zoo.save(create_model("Unet", "resnet18"), tiny_card(name=f"m{i}"), tmp_path / where)
+    (tmp_path / "noise").mkdir()
+    (tmp_path / "noise" / "config.json").write_text("{}")
+    assert len(zoo.find_cards(tmp_path)) == 3
+    models = zoo.load_zoo(tmp_path, names=["m2", "m0"])
+    assert models.names == ["m2", "m0"]
+    with pytest.raises(CardError, match=r"no models named \['m9'\]; found \['m0', 'm1', 'm2'\]"):
+        zoo.load_zoo(tmp_path, names=["m9"])
+    with pytest.raises(CardError, match="no card.json found"):
+        zoo.load_zoo(tmp_path / "noise")
+
+
+@pytest.mark.parametrize("links", [["loop"], ["loop", "again"]])
+def test_links_back_up_the_tree_neither_loop_nor_list_a_card_twice(tmp_path, links):
+    zoo.save(create_model("Unet", "resnet18"), tiny_card(name="m"), tmp_path / "zoo" / "m")
+    for name in links:
+        (tmp_path / "zoo" / "m" / name).symlink_to(tmp_path / "zoo")
+    assert zoo.find_cards(tmp_path / "zoo") == [tmp_path / "zoo" / "m" / "card.json"]
+    assert zoo.load_zoo(tmp_path / "zoo").names == ["m"]
+
+
+def test_two_models_of_one_name_are_refused(tmp_path):
+    for where in ("a", "b"):
+        zoo.save(create_model("Unet", "resnet18"), tiny_card(name="same"), tmp_path / where)
+    with pytest.raises(CardError, match="two models named 'same'"):
+        zoo.load_zoo(tmp_path)

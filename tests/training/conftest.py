@@ -1,0 +1,23 @@
+"""Fixtures of the training tests."""
+
+import shutil
+
+import pytest
+
+from hubkit.training.prep import prepare_tile_folder, write_index
+
+
+@pytest.fixture(scope="module")
+def tiny_tiles(data_dir, tmp_path_factory):
+    """Eight real Vanderbilt tiles in two regions, at 1/4 scale."""
+    src = data_dir / "hubmap-vanderbilt-pas-glomeruli-1600x1200"
+    folder = tmp_path_factory.mktemp("src")
+    (folder / "images").mkdir()
+    (folder / "masks").mkdir()
+    stems = sorted(p.stem for p in (src / "images").glob("*.jpg"))
+    for stem in stems[:4] + stems[-4:]:
+        shutil.copy(src / "images" / f"{stem}.jpg", folder / "images")
+        shutil.copy(src / "masks" / f"{stem}.png", folder / "masks")
+    out = tmp_path_factory.mktemp("tiles")
+    write_index(out, prepare_tile_folder(folder, out, "vanderbilt", scale=4.0, group_size=100))
+    return out

@@ -1,0 +1,61 @@
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from hubkit.training.prep import (
+    folds_by_group,
+    read_index,
+)
+
+
+@pytest.mark.parametrize(
+    "groups, n_folds",
+    [
+        (["a"] * 5 + ["b"] * 3 + ["c"] * 3 + ["d"] * 2, 2),
+        ([f"g{i // 4}" for i in range(40)], 4),
+        (["x", "y", "z", "w", "v"], 5),
+    ],
+)
+def test_folds_never_share_a_group(groups, n_folds):
+    folds = folds_by_group(groups, n_folds)
+    table = pd.DataFrame({"group": groups, "fold": folds})
+    assert (table.groupby("group")["fold"].nunique() == 1).all()
+    assert set(folds) == set(range(n_folds))
+
+
+def test_tile_prep_writes_an_index_with_groups(tiny_tiles):
+    index, _ = read_index(tiny_tiles)
+    assert len(index) == 8 and index["group"].nunique() == 2
+    assert (index["height"] == 300).all() and (index["width"] == 400).all()
+    assert (index["glomerulus_fraction"] > 0).all()
+
+
+def test_tiles_from_competition_slides_with_rle_or_polygons(tmp_path, data_dir):
+    from hubkit.annotations import mask_to_features, save_geojson
+    from hubkit.formats import rle as rle_mod
+    from hubkit.slides import find_tile_pairs, read_mask, write_slide
+    from hubkit.testbed.mosaic import mosaic_slide
+    from hubkit.training.prep import prepare_slides
+
+    pairs = find_tile_pairs(data_dir / "aidpath-pas-glomeruli-1024")
+    comp = tmp_path / "comp"
+    (comp / "train").mkdir(parents=True)
+    truth = {}
+    for slide_id, chunk in (("a", pairs[:2]), ("b", pairs[2:4])):
+        rgb, mask = mosaic_slide(chunk, columns=2)
+        write_slide(comp / "train" / f"{slide_id}.tiff", rgb)
+        truth[slide_id] = mask
+    pd.DataFrame({"id": ["a"], "encoding": [rle_mod.encode(truth["a"])]}).to_csv(comp / "train.csv", index=False)
+    save_geojson(comp / "train" / "b.json", mask_to_features(truth["b"]))  # b has polygons only
+    out = tmp_path / "tiles"
+    rows = prepare_slides(comp, out, scale=2.0, tile=256, random_share=0.0)
+    assert {r["group"] for r in rows} == {"a", "b"}
+    for r in rows:
+        slide_id, row, col = r["image"].split("/")[1][:-4].split("_")
+        expected = truth[slide_id][int(row) : int(row) + 512, int(col) : int(col) + 512]
+        got = read_mask(out / r["mask"])
+        assert got.any() and got.shape == (256, 256)
+        small = cv2.resize(expected.astype(np.float32), (256, 256), interpolation=cv2.INTER_AREA) >= 0.5
+        assert (got == small).mean() > 0.99
