@@ -37,7 +37,8 @@ class ModelCard:
         architecture: a key of `hubkit.models.registry.ARCHITECTURES` (``"Unet"``, ``"FPN"``, ...).
         encoder: an smp encoder name, or ``"tu-<timm model>"``.
         classes: output channels: 1 = glomerulus; 2 = healthy / unhealthy glomerulus (the 4th-place
-            solution's head; the glomerulus probability is their sum).
+            solution's head; the glomerulus probability is the larger of the two); a 2023 model names
+            its competition classes (``blood_vessel``, ``glomerulus``, ``unsure``).
         class_names: one name per output channel.
         scale: downscale factor of the model's input relative to the full-resolution slide
             (2 = the model sees the slide at half resolution).
@@ -90,8 +91,8 @@ class ModelCard:
             problems.append(f"architecture {self.architecture!r} is not one of {', '.join(sorted(ARCHITECTURES))}")
         if not self.encoder:
             problems.append("encoder is empty")
-        if self.classes not in (1, 2):
-            problems.append(f"classes must be 1 (glomerulus) or 2 (healthy/unhealthy), got {self.classes}")
+        if not (isinstance(self.classes, int) and not isinstance(self.classes, bool) and 1 <= self.classes <= 16):
+            problems.append(f"classes must be a whole number of output channels from 1 to 16, got {self.classes!r}")
         if len(self.class_names) != self.classes:
             problems.append(f"class_names has {len(self.class_names)} names for {self.classes} classes")
         if not (isinstance(self.scale, (int, float)) and self.scale >= 1):

@@ -162,3 +162,27 @@ def test_predict_writes_the_2023_format_on_the_real_tiles(data_dir, tmp_path):
     found = parse_instances(sub.set_index("id").loc["0006ff2aa7cd", "prediction_string"], (512, 512))
     best = max(((i.mask & (truth > 0)).sum() / (i.mask | (truth > 0)).sum() for i in found), default=0.0)
     assert best > 0.6
+
+
+def test_a_vessel_model_predicts_and_scores_through_the_seam(tmp_path, capsys):
+    """An echo 'model' whose class is blood_vessel: its instances are the tile's bright-red blobs, so
+    a solution drawn from those blobs scores AP 1 end to end (predict -> submission -> score)."""
+    from hubkit.formats.hubmap2023 import HuBMAP2023, Instance
+    from hubkit.inference import PredictConfig, predict_folder
+    from tests.helpers import EXACT, echo
+
+    (tmp_path / "test").mkdir()
+    truths = {}
+    for k, centre in enumerate([(60, 60), (200, 300)]):
+        rgb = np.full((512, 512, 3), 40, np.uint8)
+        rgb[..., 1:] = 200  # saturated: tissue everywhere
+        blob = _blob(centre[0], centre[1], 50, 70, (512, 512))
+        rgb[blob, 0] = 230
+        write_slide(tmp_path / "test" / f"t{k}.tif", rgb, tile=256)
+        truths[f"t{k}"] = ((512, 512), [Instance(0, 1.0, blob)])
+    HuBMAP2023.write_solution(tmp_path / "solution.csv", truths)
+    result = predict_folder(tmp_path, tmp_path / "sub.csv", echo(tile=256, class_names=("blood_vessel",)),
+                            PredictConfig(**EXACT), "hubmap2023")
+    assert result.failed == []
+    assert main(["score", str(tmp_path / "sub.csv"), str(tmp_path / "solution.csv")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "mAP@0.6 1.0000"

@@ -11,7 +11,9 @@ from hubkit.models.card import CARD_FILE
     "change, message",
     [
         ({"architecture": "Segformer9"}, "architecture 'Segformer9' is not one of"),
-        ({"classes": 3}, "classes must be 1"),
+        ({"classes": 0}, "classes must be a whole number"),
+        ({"classes": True}, "classes must be a whole number"),
+        ({"classes": 3}, "class_names has 1 names for 3 classes"),
         ({"scale": 0.5}, "scale is a downscale factor"),
         ({"tile_size": 500}, "multiple of 32"),
         ({"std": [0.2, 0.0, 0.2]}, "std > 0"),
