@@ -25,8 +25,8 @@ def _imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            # `from hubkit.formats import rle` imports the submodule when there is one, else the package.
-            names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in MODULES else node.module for a in node.names]
+            # `from hubkit.formats import rle` runs the package's __init__ and imports the submodule.
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
         else:
             continue
         found |= {n for n in names if n in MODULES and n != "hubkit"}

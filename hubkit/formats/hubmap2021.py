@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from hubkit.errors import SubmissionError
-from hubkit.formats import rle
 from hubkit.formats.base import CompetitionFormat, Score, Sink
 from hubkit.formats.metrics import rle_dice
+from hubkit.formats.rle import StripEncoder
 from hubkit.formats.table import csv_columns, read_id_table
 
 __all__ = ["HuBMAP2021", "RLESink", "glomerulus_probability", "read_encodings"]
@@ -39,7 +39,7 @@ class RLESink(Sink):
 
     def __init__(self, shape: tuple[int, int], class_names: Sequence[str], threshold: float):
         self.threshold = float(threshold)
-        self.encoder = rle.StripEncoder(int(shape[0]), int(shape[1]))
+        self.encoder = StripEncoder(int(shape[0]), int(shape[1]))
 
     def aggregate(self, strip: np.ndarray, first_col: int) -> None:
         if first_col != self.encoder.columns:

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from hubkit.errors import DataError
-from hubkit.formats import rle
+from hubkit.formats.rle import parse
 
 __all__ = ["dice_from_counts", "mask_dice", "rle_dice", "iou_matrix", "open_images_ap"]
 
@@ -35,8 +35,8 @@ def rle_dice(a, b, name: str = "") -> float:
     Raises:
         RLEError: a malformed encoding; ``name`` (an image id) is quoted.
     """
-    sa, ea = rle.parse(a, name=f"{name} (submission)" if name else None)
-    sb, eb = rle.parse(b, name=f"{name} (solution)" if name else None)
+    sa, ea = parse(a, name=f"{name} (submission)" if name else None)
+    sb, eb = parse(b, name=f"{name} (solution)" if name else None)
     size = float((ea - sa).sum() + (eb - sb).sum())
     if size == 0:
         return 1.0
