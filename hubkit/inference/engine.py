@@ -37,7 +37,7 @@ from hubkit.models.ensemble import Ensemble, Member
 from hubkit.slides.base import BaseSlide, InMemorySlide, scaled_size
 from hubkit.window import Window
 
-__all__ = ["SlidePrediction", "probability_strips", "predict_slide", "predict_image"]
+__all__ = ["SlidePrediction", "resolve_threshold", "probability_strips", "predict_slide", "predict_image"]
 
 
 @dataclass
@@ -214,6 +214,11 @@ class _Run:
         return run, total
 
 
+def resolve_threshold(ensemble: Ensemble, cfg: PredictConfig) -> float:
+    """The probability cut: the config's, else the ensemble's (the mean of its cards')."""
+    return cfg.threshold if cfg.threshold is not None else ensemble.threshold
+
+
 def probability_strips(slide: BaseSlide, ensemble: Ensemble, cfg: Optional[PredictConfig] = None) -> Iterator[tuple[int, np.ndarray]]:
     """Full-resolution probability strips of the ensemble, left to right.
 
@@ -239,8 +244,7 @@ def predict_slide(slide: BaseSlide, ensemble: Ensemble, cfg: Optional[PredictCon
         The sink's output and the run's statistics.
     """
     cfg = cfg or PredictConfig()
-    threshold = cfg.threshold if cfg.threshold is not None else ensemble.threshold
-    sink = sink or RLESink(slide.shape, ensemble.class_names, threshold)
+    sink = sink or RLESink(slide.shape, ensemble.class_names, resolve_threshold(ensemble, cfg))
     t0 = time.perf_counter()
     run = _Run(slide, ensemble, cfg)
     bar = tqdm(total=run.tiles_planned(), desc=name or slide.name, unit="tile", leave=False) if cfg.progress else None

@@ -17,7 +17,7 @@ from typing import Callable, Optional
 from hubkit.formats.base import CompetitionFormat
 from hubkit.formats.registry import get_format
 from hubkit.inference.config import PredictConfig
-from hubkit.inference.engine import SlidePrediction, predict_slide
+from hubkit.inference.engine import SlidePrediction, predict_slide, resolve_threshold
 from hubkit.models.ensemble import Ensemble
 from hubkit.slides.reader import open_slide
 
@@ -81,8 +81,7 @@ def predict_folder(data_dir, out_csv, ensemble: Ensemble, cfg: Optional[PredictC
         outcome = SlideOutcome(slide_id)
         try:
             with open_slide(fmt.test_slide(data_dir, slide_id)) as slide:
-                threshold = cfg.threshold if cfg.threshold is not None else ensemble.threshold
-                sink = fmt.sink(slide.shape, ensemble.class_names, threshold)
+                sink = fmt.sink(slide.shape, ensemble.class_names, resolve_threshold(ensemble, cfg))
                 outcome.prediction = predict_slide(slide, ensemble, cfg, sink, name=slide_id)
             rows[slide_id] = outcome.prediction.output
         except Exception as err:  # noqa: BLE001 - one bad slide must not sink the submission
