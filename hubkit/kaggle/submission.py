@@ -44,13 +44,15 @@ def run_submission(inputs: KaggleInputs, out_csv="/kaggle/working/submission.csv
     ensemble = load_zoo(inputs.zoo).to(cfg.torch_device())
     log(f"{len(ids)} slides, {len(ensemble)} model(s) from {inputs.zoo}, TTA {cfg.tta}, limit {time_limit_s / 3600:.1f} h")
     start = time.perf_counter()
+    planned = []  # set once the first slide that succeeds has been timed
 
     def after_slide(outcome: SlideOutcome, left: int, ensemble: Ensemble, cfg: PredictConfig):
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        if outcome.prediction is None or not left or outcome.slide_id != ids[0]:
+        if outcome.prediction is None or not left or planned:
             return ensemble, cfg
+        planned.append(outcome.slide_id)
         return fit_budget(cfg, ensemble, outcome.prediction.seconds, left,
                           time_limit_s - (time.perf_counter() - start), log)
 
