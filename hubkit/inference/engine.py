@@ -106,16 +106,22 @@ class _Group:
         amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         total = torch.zeros(x.shape[0], self.channels, self.tile, self.tile, device=self.device)
         transforms = get_tta(self.cfg.tta)
+        finite = []  # one flag per (member, transform), read after the one device sync below
         for member in self.members:
             for t in transforms:
                 with torch.autocast(self.device.type, dtype=amp_dtype, enabled=self.cfg.amp):
                     logits = member.model(t.forward(x))
                 prob = torch.sigmoid(logits.float())
-                if not torch.isfinite(prob).all():
-                    raise ModelOutputError(f"model {member.card.name!r} predicted NaN or infinite values "
-                                           f"(TTA {t.name}) on {self.slide.name}")
+                finite.append(torch.isfinite(prob).all())
                 total += t.inverse(prob)
-        return (total[:n] / (len(self.members) * len(transforms))).cpu().numpy()
+        out = (total[:n] / (len(self.members) * len(transforms))).cpu().numpy()
+        ok = torch.stack(finite).cpu()
+        if not ok.all():
+            k = int((~ok).nonzero()[0, 0])
+            member, t = self.members[k // len(transforms)], transforms[k % len(transforms)]
+            raise ModelOutputError(f"model {member.card.name!r} predicted NaN or infinite values "
+                                   f"(TTA {t.name}) on {self.slide.name}")
+        return out
 
     def columns(self, bar=None) -> Iterator[tuple[int, np.ndarray]]:
         """Released model-scale strips ``(first column, (channels, height, width) float32)``, left to right."""
@@ -150,11 +156,13 @@ def _source_columns(x0: int, x1: int, full: int, small: int) -> tuple[np.ndarray
     return i0, i1, (u - i0).astype(np.float32)
 
 
-def _upsample_rows(cols: np.ndarray, height: int) -> np.ndarray:
-    """``(channels, h, w)`` -> ``(channels, height, w)`` by linear interpolation (cv2's convention)."""
-    if cols.shape[1] == height:
-        return cols
-    return np.stack([cv2.resize(c, (c.shape[1], height), interpolation=cv2.INTER_LINEAR) for c in cols])
+def _add_upsampled(total: np.ndarray, cols: np.ndarray, weight: float) -> None:
+    """``total += weight * cols`` with ``(channels, h, w)`` cols stretched to ``total``'s height
+    by linear interpolation (cv2's convention), one channel at a time (no stacked copy)."""
+    height = total.shape[1]
+    for c in range(cols.shape[0]):
+        up = cols[c] if cols.shape[1] == height else cv2.resize(cols[c], (cols.shape[2], height), interpolation=cv2.INTER_LINEAR)
+        total[c] += up * weight
 
 
 class _Run:
@@ -199,7 +207,7 @@ class _Run:
                         st["buf"] = np.concatenate([st["buf"], strip], axis=2)
                     buf, s0 = st["buf"], st["start"]
                     cols = buf[:, :, i0 - s0] * (1 - f) + buf[:, :, i1 - s0] * f  # (channels, model rows, strip columns)
-                    total += _upsample_rows(cols, h) * (len(g.members) / n_models)
+                    _add_upsampled(total, cols, len(g.members) / n_models)
                     keep = int(i0.max()) - s0  # the last tap may serve the next strip too
                     st["buf"], st["start"] = buf[:, :, keep:].copy(), s0 + keep
                 yield x, total
