@@ -14,15 +14,21 @@ __all__ = ["IMAGE_SUFFIXES", "read_image", "read_mask", "find_tile_pairs"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
+def _imread(path, flags: int, what: str) -> np.ndarray:
+    """``cv2.imread``, raising `DataError` naming the file where it returns nothing."""
+    pixels = cv2.imread(str(path), flags)
+    if pixels is None:
+        raise DataError(f"{path}: cannot read {what} (missing, or not a PNG/JPEG/TIFF)")
+    return pixels
+
+
 def read_mask(path) -> np.ndarray:
     """Read a mask image as ``(height, width)`` uint8 of 0/1 (any non-zero channel = foreground).
 
     Raises:
         DataError: the file is missing or not an image.
     """
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise DataError(f"{path}: cannot read mask image (missing, or not a PNG/JPEG/TIFF)")
+    raw = _imread(path, cv2.IMREAD_UNCHANGED, "mask image")
     if raw.ndim == 3:
         raw = raw.max(axis=2)
     return (raw > 0).astype(np.uint8)
@@ -34,10 +40,7 @@ def read_image(path) -> np.ndarray:
     Raises:
         DataError: the file is missing or not an image.
     """
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise DataError(f"{path}: cannot read image (missing, or not a PNG/JPEG/TIFF)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(_imread(path, cv2.IMREAD_COLOR, "image"), cv2.COLOR_BGR2RGB)
 
 
 def find_tile_pairs(folder) -> list[tuple[Path, Path]]:
