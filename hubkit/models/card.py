@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from hubkit.errors import CardError
-from hubkit.models.registry import ARCHITECTURES
+from hubkit.models.registry import ARCHITECTURES, architecture_names
 
 __all__ = ["CARD_FILE", "CARD_FORMAT", "ModelCard"]
 
@@ -88,7 +88,7 @@ class ModelCard:
         if not self.weights_file:
             problems.append("weights_file is empty")
         if self.architecture not in ARCHITECTURES:
-            problems.append(f"architecture {self.architecture!r} is not one of {', '.join(sorted(ARCHITECTURES))}")
+            problems.append(f"architecture {self.architecture!r} is not one of {', '.join(architecture_names())}")
         if not self.encoder:
             problems.append("encoder is empty")
         if not (isinstance(self.classes, int) and not isinstance(self.classes, bool) and 1 <= self.classes <= 16):

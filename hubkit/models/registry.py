@@ -26,6 +26,7 @@ ARCHITECTURES = {
     "DeepLabV3Plus": smp.DeepLabV3Plus,
 }
 
+
 def architecture_names() -> list[str]:
     return sorted(ARCHITECTURES)
 
@@ -68,7 +69,7 @@ def create_model(
         CardError: unknown architecture or encoder; the message lists the valid names.
     """
     if architecture not in ARCHITECTURES:
-        raise CardError(f"unknown architecture {architecture!r}; valid names: {', '.join(sorted(ARCHITECTURES))}")
+        raise CardError(f"unknown architecture {architecture!r}; valid names: {', '.join(architecture_names())}")
     check_encoder(encoder)
     model = ARCHITECTURES[architecture](encoder_name=encoder, encoder_weights=None, classes=classes, **kwargs)
     if pretrained:
