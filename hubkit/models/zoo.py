@@ -1,7 +1,8 @@
 """The model zoo: models saved with a card beside their weights, found in any folder tree, loaded.
 
 A zoo is any folder tree holding model folders, each with ``card.json`` (see `hubkit.models.card`)
-and the safetensors file it names, checked by sha256 on load. Kaggle mounts datasets and models at
+and the safetensors file it names, checked by sha256 on load; a flat folder may hold several models
+as ``<name>.card.json`` beside their weights (what Kaggle uploads whole). Kaggle mounts datasets and models at
 paths that change, so `find_cards` walks the tree instead of assuming a layout; a local folder
 loads exactly like a mounted one.
 """
@@ -18,11 +19,11 @@ from safetensors.torch import load_file, save_file
 
 import hubkit
 from hubkit.errors import CardError
-from hubkit.models.card import CARD_FILE, ModelCard
+from hubkit.models.card import CARD_FILE, FLAT_CARD_SUFFIX, ModelCard
 from hubkit.models.ensemble import Ensemble
 from hubkit.models.registry import create_model
 
-__all__ = ["save", "load", "find_cards", "walk_once", "load_zoo", "default_zoo_dir"]
+__all__ = ["save", "load", "is_card_file", "find_cards", "walk_once", "load_zoo", "default_zoo_dir"]
 
 
 def _sha256(path: Path) -> str:
@@ -67,10 +68,11 @@ def save(model: torch.nn.Module, card: ModelCard, directory, dtype: str = "float
 
 
 def load(directory, device: str = "cpu", verify: bool = True) -> tuple[torch.nn.Module, ModelCard]:
-    """Load a model folder (or its ``card.json``) into an eval-mode float32 model.
+    """Load a model folder (or its card file) into an eval-mode float32 model.
 
     Args:
-        directory: the folder holding ``card.json``, or the card file itself.
+        directory: the folder holding ``card.json``, or the card file itself (``card.json`` or a
+            flat dataset's ``<name>.card.json``); the weights lie beside it.
         device: where to put the model.
         verify: check the weights' sha256 against the card.
 
@@ -79,7 +81,7 @@ def load(directory, device: str = "cpu", verify: bool = True) -> tuple[torch.nn.
             card's architecture; every message names the file.
     """
     directory = Path(directory)
-    card_path = directory if directory.name == CARD_FILE else directory / CARD_FILE
+    card_path = directory if is_card_file(directory.name) else directory / CARD_FILE
     card = ModelCard.read(card_path)
     weights = card_path.parent / card.weights_file
     if not weights.is_file():
@@ -100,13 +102,19 @@ def load(directory, device: str = "cpu", verify: bool = True) -> tuple[torch.nn.
     return model.to(device).eval(), card
 
 
+def is_card_file(name: str) -> bool:
+    """``card.json`` (a model folder) or ``<name>.card.json`` (a flat folder of several models,
+    as `hubkit.kaggle.datasets.pack_zoo` writes for upload)."""
+    return name == CARD_FILE or (name.endswith(FLAT_CARD_SUFFIX) and len(name) > len(FLAT_CARD_SUFFIX))
+
+
 def find_cards(root) -> list[Path]:
-    """Every hubkit ``card.json`` under ``root`` (any depth), sorted by path.
+    """Every hubkit card file (`is_card_file`) under ``root`` (any depth), sorted by path.
 
     Links are followed, but each real folder is visited once, so a link back up the tree neither
     loops nor lists a card twice.
     """
-    return sorted(Path(folder) / CARD_FILE for folder, files in walk_once(root) if CARD_FILE in files)
+    return sorted(Path(folder) / f for folder, files in walk_once(root) for f in files if is_card_file(f))
 
 
 def walk_once(root) -> Iterator[tuple[str, list[str]]]:
@@ -132,7 +140,7 @@ def load_zoo(root, names: Optional[list[str]] = None, device: str = "cpu") -> En
     """
     cards = find_cards(root)
     if not cards:
-        raise CardError(f"{root}: no {CARD_FILE} found under this folder")
+        raise CardError(f"{root}: no model card ({CARD_FILE} or *{FLAT_CARD_SUFFIX}) found under this folder")
     by_name: dict[str, Path] = {}
     for path in cards:
         name = ModelCard.read(path).name

@@ -36,7 +36,7 @@ def test_bad_input_exits_2_with_a_message(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "nothing"), "--out", str(tmp_path / "s.csv")]) == 2
     assert "neither sample_submission.csv nor test" in capsys.readouterr().err
     assert main(["predict", str(tmp_path), "--zoo", str(tmp_path / "empty"), "--out", str(tmp_path / "s.csv")]) == 2
-    assert "no card.json found" in capsys.readouterr().err
+    assert "no model card (card.json or *.card.json) found" in capsys.readouterr().err
 
 
 def test_zoo_lists_cards_and_bad_cards_exit_2(tmp_path, capsys):

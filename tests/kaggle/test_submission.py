@@ -5,26 +5,64 @@ import pandas as pd
 import pytest
 
 from hubkit.cli import main
-from hubkit.inference import PredictConfig
-from hubkit.kaggle import fit_budget
+from hubkit.errors import SubmissionError
+from hubkit.inference import PredictConfig, SlidePrediction, count_tiles
+from hubkit.kaggle import KaggleInputs, Pace, fit_budget, run_submission
 from hubkit.models import Ensemble
 from hubkit.models.zoo import default_zoo_dir
-from tests.helpers import echo, kernel_code
+from tests.helpers import EXACT, echo, kernel_code, smooth_image
+
+
+def _pace(seconds: float, shape, ensemble, tta: str = "flip") -> Pace:
+    pace = Pace()
+    pace.add(SlidePrediction({}, shape, 0, count_tiles(shape, ensemble), seconds), tta)
+    return pace
+
+
+SMALL, LARGE = (2_000, 2_000), (8_000, 6_000)  # hidden test slides differ 3-4x in area, and more
 
 
 @pytest.mark.parametrize(
-    "first, left, budget, expected",
+    "done, left, budget, expected",
     [
-        (100, 4, 10_000, ("flip", 4)),  # fits: unchanged
-        (100, 4, 300, ("none", 4)),  # 4 slides x 50 s without TTA (x1.15) fits in 300 s
-        (100, 4, 130, ("none", 2)),
-        (100, 4, 1, ("none", 1)),  # never below one model without TTA
+        (SMALL, [SMALL] * 4, 10_000, ("flip", 4)),  # 4 x 100 s x 1.15 fits
+        (SMALL, [SMALL] * 4, 300, ("none", 4)),  # 4 x 50 s without TTA (x1.15) fits in 300 s
+        (SMALL, [SMALL] * 4, 130, ("none", 2)),
+        (SMALL, [SMALL] * 4, 1, ("none", 1)),  # never below one model without TTA
+        (SMALL, [LARGE] * 4, 1_000, ("none", 1)),  # 12x the tiles: what a per-slide pace would miss
+        (SMALL, [LARGE] * 4, 3_000, ("none", 3)),
+        (LARGE, [SMALL] * 4, 500, ("flip", 4)),  # small slides after a large one: all kept (per slide: 4,800 s)
+        (SMALL, [], 0, ("flip", 4)),
     ],
 )
-def test_time_budget_drops_tta_then_models(first, left, budget, expected):
-    four = Ensemble(list(echo().members) * 4)
-    ensemble, cfg = fit_budget(PredictConfig(tta="flip"), four, first, left, budget, log=lambda m: None)
+def test_time_budget_projects_per_tile_and_drops_tta_then_models(done, left, budget, expected):
+    four = Ensemble(list(echo(scale=2, tile=256).members) * 4)
+    pace = _pace(100 if done == SMALL else 1_200, done, four)
+    ensemble, cfg = fit_budget(PredictConfig(tta="flip"), four, pace, left, budget, log=lambda m: None)
     assert (cfg.tta, len(ensemble)) == expected
+
+
+def test_tile_count_matches_what_a_run_reports():
+    from hubkit.inference import predict_slide
+    from hubkit.slides import InMemorySlide
+
+    ensemble = echo(scale=2, tile=64)
+    rgb = smooth_image((300, 500))
+    cfg = PredictConfig(**EXACT)
+    result = predict_slide(InMemorySlide(rgb), ensemble, cfg)
+    assert result.tiles_total == count_tiles(rgb.shape[:2], ensemble, cfg.overlap) > 0
+
+
+def test_submission_raises_after_writing_when_every_slide_fails(tmp_path):
+    comp = tmp_path / "comp"
+    (comp / "test").mkdir(parents=True)
+    (comp / "sample_submission.csv").write_text("id,predicted\nbad1,\nbad2,\n")
+    for name in ("bad1", "bad2"):
+        (comp / "test" / f"{name}.tiff").write_bytes(b"II*\x00" + b"\x00" * 64)
+    out = tmp_path / "submission.csv"
+    with pytest.raises(SubmissionError, match="every one of 2 slides failed"):
+        run_submission(KaggleInputs(comp, None, default_zoo_dir()), out, log=lambda m: None)
+    assert out.read_text().splitlines() == ["id,predicted", "bad1,", "bad2,"]
 
 
 def test_submission_notebook_reproduces_hubkit_predict(tmp_path, data_dir, capsys):

@@ -85,7 +85,7 @@ def test_load_zoo_finds_cards_at_any_depth(tmp_path):
     assert models.names == ["m2", "m0"]
     with pytest.raises(CardError, match=r"no models named \['m9'\]; found \['m0', 'm1', 'm2'\]"):
         zoo.load_zoo(tmp_path, names=["m9"])
-    with pytest.raises(CardError, match="no card.json found"):
+    with pytest.raises(CardError, match=r"no model card \(card.json or \*.card.json\) found"):
         zoo.load_zoo(tmp_path / "noise")
 
 
