@@ -17,7 +17,8 @@ from typing import Iterable, Optional
 
 from hubkit.errors import ConfigError
 
-__all__ = ["ImageSpec", "IMAGES", "image_names", "get_image", "canonical_name", "wheel_name_version"]
+__all__ = ["ImageSpec", "IMAGES", "image_names", "get_image", "canonical_name", "public_version",
+           "wheel_name_version"]
 
 _IMAGE_DIR = Path(__file__).parent / "images"
 
@@ -36,7 +37,7 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _public(version: str) -> str:
+def public_version(version: str) -> str:
     """The version without its local label (``2.10.0+cu128`` -> ``2.10.0``): indexes serve public ones."""
     return version.split("+", 1)[0]
 
@@ -107,7 +108,8 @@ class ImageSpec:
     def constraints(self, skip: Iterable[str] = ()) -> str:
         """pip constraints pinning every package (public versions; ``skip`` left out)."""
         skip = {canonical_name(s) for s in skip}
-        return "".join(f"{name}=={_public(v)}\n" for name, v in sorted(self.packages.items()) if name not in skip)
+        pins = sorted((name, v) for name, v in self.packages.items() if name not in skip)
+        return "".join(f"{name}=={public_version(v)}\n" for name, v in pins)
 
     def changes(self, wheels: Iterable[str]) -> list[str]:
         """The wheels (file names) that would upgrade or downgrade one of the image's packages."""
@@ -115,7 +117,7 @@ class ImageSpec:
         for filename in wheels:
             name, version = wheel_name_version(filename)
             have = self.packages.get(name)
-            if have is not None and _public(have) != _public(version):
+            if have is not None and public_version(have) != public_version(version):
                 found.append(f"{filename} (the image has {name} {have})")
         return found
 

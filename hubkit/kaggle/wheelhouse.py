@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterable, Sequence, Union
 
 from hubkit.errors import ConfigError, MissingInputError, OutputError
-from hubkit.kaggle.image import ImageSpec, canonical_name, get_image
+from hubkit.kaggle.image import ImageSpec, canonical_name, get_image, public_version
 
 __all__ = ["WHEEL_SETS", "EXCLUDED_PREFIXES", "build_wheelhouse", "check_wheels", "closure", "source_dir"]
 
@@ -94,7 +94,7 @@ def closure(report: dict, image: ImageSpec, root: str = "hubkit", extras: Sequen
                 continue
             dep = canonical_name(req.name)
             if dep in image.packages:
-                if not req.specifier.contains(image.packages[dep].split("+")[0], prereleases=True):
+                if not req.specifier.contains(public_version(image.packages[dep]), prereleases=True):
                     raise ConfigError(f"{name} needs {req}, but the image ({image.source}) has {dep} "
                                       f"{image.packages[dep]}; shipping another would break the image")
                 continue
