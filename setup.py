@@ -37,6 +37,7 @@ setup(
         "numpy>=1.23",
         "pandas>=1.5",
         "scikit-image>=0.20",
+        "pillow>=9",  # tile sizes from image headers (the training index check)
         "safetensors>=0.4",
         "pycocotools>=2.0.6",  # the 2023 format's instance masks
         "tqdm>=4.60",

@@ -13,12 +13,13 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Optional
 
 import numpy as np
 from affine import Affine
 from rasterio import features as rio_features
 
+from hubkit._io import atomic_write
 from hubkit.errors import AnnotationError
 from hubkit.formats import rle
 from hubkit.slides.base import scaled_size
@@ -40,6 +41,10 @@ class Feature:
     geometry: dict
     label: str = "glomerulus"
     properties: dict = field(default_factory=dict)
+
+
+#: Coordinates beyond this many pixels cannot be placed by GDAL's rasteriser (32-bit pixel indices).
+_MAX_COORD = 2**31 - 1
 
 
 def _label_of(props: dict, default: str) -> str:
@@ -66,33 +71,52 @@ def _check_rings(geometry: dict, where: str) -> dict:
             raise AnnotationError(f"{where}: malformed {kind} coordinates (a ring needs at least 3 [x, y] vertices)")
         if not np.isfinite(arr).all():
             raise AnnotationError(f"{where}: malformed {kind} coordinates (non-finite coordinates)")
+        if np.abs(arr).max() > _MAX_COORD:
+            raise AnnotationError(f"{where}: a vertex lies {np.abs(arr).max():.0f} px out, beyond the "
+                                  f"{_MAX_COORD} px a rasteriser can place (a unit or scale mistake?)")
     return geometry
 
 
 def _from_labelme(doc: dict, name: str) -> list[Feature]:
+    shapes = doc.get("shapes")
+    if not isinstance(shapes, list):
+        raise AnnotationError(f"{name}: LabelMe 'shapes' must be a list, got {type(shapes).__name__}")
     out = []
-    for i, shape in enumerate(doc.get("shapes", [])):
-        kind = shape.get("shape_type", "polygon")
-        pts = shape.get("points", [])
-        if kind == "rectangle" and len(pts) == 2:
-            (x0, y0), (x1, y1) = pts
-            pts = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
-        elif kind != "polygon":
-            raise AnnotationError(f"{name}: LabelMe shape {i} is a {kind!r}; only polygons and rectangles are supported")
-        ring = [list(map(float, p)) for p in pts]
+    for i, shape in enumerate(shapes):
+        where = f"{name}: LabelMe shape {i}"
+        if not isinstance(shape, dict):
+            raise AnnotationError(f"{where} is not an object")
+        kind, pts = shape.get("shape_type", "polygon"), shape.get("points", [])
+        if kind not in ("polygon", "rectangle"):
+            raise AnnotationError(f"{where} is a {kind!r}; only polygons and rectangles are supported")
+        try:
+            ring = [[float(x), float(y)] for x, y in pts]
+        except (TypeError, ValueError):
+            raise AnnotationError(f"{where}: 'points' must be a list of [x, y] numbers") from None
+        if kind == "rectangle":
+            if len(ring) != 2:
+                raise AnnotationError(f"{where}: a rectangle has 2 points, got {len(ring)}")
+            (x0, y0), (x1, y1) = ring
+            ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
         if ring and ring[0] != ring[-1]:
             ring.append(ring[0])
-        geometry = _check_rings({"type": "Polygon", "coordinates": [ring]}, f"{name}: LabelMe shape {i}")
+        geometry = _check_rings({"type": "Polygon", "coordinates": [ring]}, where)
         out.append(Feature(geometry, str(shape.get("label", "glomerulus")), {}))
     return out
 
 
-def _from_geojson(items: Sequence, name: str, default_label: str) -> list[Feature]:
+def _from_geojson(items, name: str, default_label: str) -> list[Feature]:
+    if not isinstance(items, list):
+        raise AnnotationError(f"{name}: 'features' must be a list, got {type(items).__name__}")
     out = []
     for i, item in enumerate(items):
         if not isinstance(item, dict) or "geometry" not in item:
             raise AnnotationError(f"{name}: item {i} is not a GeoJSON Feature")
-        props = dict(item.get("properties") or {})
+        props = item.get("properties")
+        if not isinstance(props, (dict, type(None))):
+            raise AnnotationError(f"{name}: feature {i}: 'properties' must be an object or null, "
+                                  f"got {type(props).__name__}")
+        props = dict(props or {})
         geometry = _check_rings(item["geometry"], f"{name}: feature {i}")
         out.append(Feature(geometry, _label_of(props, default_label), props))
     return out
@@ -115,6 +139,8 @@ def load_features(path, default_label: str = "glomerulus") -> list[Feature]:
         raise AnnotationError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise AnnotationError(f"{path}: not readable JSON ({err})") from None
+    except RecursionError:
+        raise AnnotationError(f"{path}: JSON nested too deeply to be an annotation file") from None
     name = str(path)
     if isinstance(doc, list):
         return _from_geojson(doc, name, default_label)
@@ -230,5 +256,6 @@ def _as_lists(coords):
 def save_geojson(path, features: Iterable[Feature]) -> Path:
     """Write `to_geojson` to ``path``; returns the path."""
     path = Path(path)
-    path.write_text(json.dumps(to_geojson(features)), encoding="utf-8")
+    with atomic_write(path) as f:
+        f.write(json.dumps(to_geojson(features)))
     return path

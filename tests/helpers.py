@@ -16,7 +16,7 @@ from hubkit.models.ensemble import Ensemble
 
 __all__ = ["Echo", "echo", "smooth_image", "EXACT", "csv_file", "KERNELS", "kernel_code", "NetworkAccessError",
            "guard_network",
-           "tiny_card", "blobs"]
+           "tiny_card", "blobs", "load_fuzzed"]
 
 #: The repository's Kaggle kernels.
 KERNELS = Path(__file__).resolve().parents[1] / "kernels"
@@ -66,6 +66,18 @@ def tiny_card(**kw) -> ModelCard:
     fields = dict(architecture="Unet", encoder="resnet18", tile_size=64, scale=2)
     fields.update(kw)
     return ModelCard(**fields)
+
+
+def load_fuzzed(folder, name: str, doc, loader, error: type):
+    """Write ``doc`` as JSON to ``folder/name`` and load it: what ``loader`` returns, or None when it
+    raised ``error`` (any other exception fails the test), whose message must name the file."""
+    path = Path(folder) / name
+    path.write_text(json.dumps(doc))
+    try:
+        return loader(path)
+    except error as err:
+        assert str(path) in str(err)
+        return None
 
 
 def blobs(shape, centres, radius) -> np.ndarray:

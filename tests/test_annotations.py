@@ -2,6 +2,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hubkit.annotations import (
     AnnotationError,
@@ -13,6 +15,7 @@ from hubkit.annotations import (
 )
 from hubkit.formats.metrics import mask_dice as dice
 from hubkit.slides import read_mask
+from tests.helpers import load_fuzzed
 
 SQUARE = {"type": "Polygon", "coordinates": [[[2, 1], [6, 1], [6, 4], [2, 4], [2, 1]]]}
 
@@ -83,6 +86,25 @@ def test_geojson_round_trip(tmp_path):
         ('[{"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]}}]', "'Point' is not supported"),
         ('[{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, "x"]]]}}]', "malformed Polygon"),
         ('{"shapes": [{"label": "g", "shape_type": "circle", "points": [[0, 0], [1, 1]]}]}', "'circle'"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('[{"type": "Feature", "properties": [], "geometry": ' + json.dumps(SQUARE) + "}]",
+         "feature 0: 'properties' must be an object or null, got list"),
+        ('[{"type": "Feature", "properties": "ab", "geometry": ' + json.dumps(SQUARE) + "}]", "'properties' must be"),
+        ('[{"type": "Feature", "properties": {}}]', "item 0 is not a GeoJSON Feature"),
+        ('[{"type": "Feature", "geometry": null}]', "geometry type None is not supported"),
+        ('[{"type": "Feature", "geometry": {"type": "Polygon"}}]', "malformed Polygon"),
+        ('[{"type": "Feature", "geometry": {"type": "MultiPolygon", "coordinates": 5}}]', "malformed MultiPolygon"),
+        ('[{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [0, 1099511627776], '
+         '[5, 5], [0, 0]]]}}]', "beyond the 2147483647 px"),
+        ('[{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [0, 1e400], [5, 5], [0, 0]]]}}]',
+         "non-finite"),
+        ('{"type": "FeatureCollection", "features": {"a": 1}}', "'features' must be a list, got dict"),
+        ('{"shapes": {"a": 1}}', "LabelMe 'shapes' must be a list"),
+        ('{"shapes": [5]}', "LabelMe shape 0 is not an object"),
+        ('{"shapes": [{"label": "g", "points": "x"}]}', "LabelMe shape 0: 'points' must be a list of \\[x, y\\]"),
+        ('{"shapes": [{"label": "g", "points": [[0, 0, 0]]}]}', "'points' must be a list of"),
+        ('{"shapes": [{"label": "g", "shape_type": "rectangle", "points": [[0, 0]]}]}', "a rectangle has 2 points, got 1"),
+        ('{"shapes": [{"label": "g", "points": [[0, 0]]}]}', "at least 3"),
     ],
 )
 def test_bad_files_are_named_with_the_problem(tmp_path, content, message):
@@ -129,3 +151,20 @@ def test_features_to_rle_equals_encoding_the_whole_raster(data_dir):
     feats = load_features(data_dir / "hubmap-kidney-aaa6a05cc" / "aaa6a05cc.json")
     shape = (18484, 13013)
     assert features_to_rle(feats, shape, strip_width=1500) == rle.encode(rasterize(feats, shape))
+
+
+GEOJSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats() | st.sampled_from(
+        ["Polygon", "MultiPolygon", "Feature", "FeatureCollection", "glomerulus"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["type", "geometry", "coordinates", "properties", "features", "shapes", "points",
+                         "shape_type", "label", "classification", "name"]), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=GEOJSON)
+def test_fuzzed_annotation_files_load_or_raise_annotation_errors(tmp_path_factory, doc):
+    features = load_fuzzed(tmp_path_factory.mktemp("fuzz"), "a.json", doc, load_features, AnnotationError)
+    for f in features or []:  # whatever loads, rasterises
+        rasterize([f], (16, 16))

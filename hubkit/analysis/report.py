@@ -13,9 +13,9 @@ import html
 from pathlib import Path
 from typing import Optional
 
-import cv2
 import numpy as np
 
+from hubkit._io import atomic_write, write_image
 from hubkit.analysis.pictures import histogram_image, overlay, review_gallery
 from hubkit.analysis.slide import SlideAnalysis
 from hubkit.annotations import save_geojson
@@ -25,8 +25,7 @@ __all__ = ["write_report"]
 
 
 def _png(path: Path, rgb: np.ndarray) -> str:
-    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    return path.name
+    return write_image(path, rgb).name
 
 
 def write_report(
@@ -46,9 +45,11 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = analysis.predicted
-    table.to_csv(out / "glomeruli.csv", index_label="glomerulus")
+    with atomic_write(out / "glomeruli.csv", newline="") as f:
+        table.to_csv(f, index_label="glomerulus")
     if truth is not None:
-        analysis.missed.to_csv(out / "missed.csv", index=False)
+        with atomic_write(out / "missed.csv", newline="") as f:
+            analysis.missed.to_csv(f, index=False)
     save_geojson(out / "glomeruli.geojson", analysis.features)
     scale = thumbnail_scale or max(1, -(-max(slide.shape) // 1600))
     overview = _png(out / "overview.png", overlay(slide, truth or "", prediction, scale=scale))
@@ -78,5 +79,6 @@ def write_report(
 <p>Tables: <a href="glomeruli.csv">glomeruli.csv</a>{' and <a href="missed.csv">missed.csv</a>' if truth is not None else ''};
 QuPath objects: <a href="glomeruli.geojson">glomeruli.geojson</a>.</p></body></html>"""
     path = out / "report.html"
-    path.write_text(page, encoding="utf-8")
+    with atomic_write(path) as f:
+        f.write(page)
     return path

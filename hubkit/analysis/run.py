@@ -12,6 +12,7 @@ from typing import Callable, Optional
 
 import pandas as pd
 
+from hubkit._io import atomic_write
 from hubkit.analysis.glomeruli import Detection
 from hubkit.analysis.report import write_report
 from hubkit.analysis.slide import analyze_slide, cortex_density
@@ -128,5 +129,6 @@ def analyze(target, pred, truth=None, ensemble: Optional[Ensemble] = None, cfg: 
         table = pd.concat([table, pd.DataFrame([{"id": "overall", "glomeruli": int(table["glomeruli"].sum()), **total.as_dict()}])])
         log(f"  overall: detection score {total.detection_score:.3f}, F1 {total.f1:.3f}, mean Dice {total.dice:.4f}")
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "summary.csv", index=False)
+    with atomic_write(out / "summary.csv", newline="") as f:
+        table.to_csv(f, index=False)
     return table

@@ -101,7 +101,9 @@ class CompetitionFormat(ABC):
         if sample.is_file():
             return [check_id(i, sample) for i in read_id_table(sample, ("id",))["id"]]
         test = data_dir / "test"
-        ids = sorted({p.name[: -len(s)] for s in self.suffixes for p in test.glob(f"*{s}") if p.is_file()})
+        # Hidden files (macOS ``._x.tiff`` resource forks, editors' temporaries) are not slides.
+        ids = sorted({p.name[: -len(s)] for s in self.suffixes for p in test.glob(f"*{s}")
+                      if p.is_file() and not p.name.startswith(".")})
         if not ids:
             raise MissingInputError(f"{data_dir}: neither sample_submission.csv nor test/*{self.suffixes[0]} found")
         return ids
@@ -120,6 +122,27 @@ class CompetitionFormat(ABC):
     def placeholders(self, data_dir, ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """The row each id gets before (or instead of) a prediction: every column empty."""
         return {i: {c: "" for c in self.columns[1:]} for i in ids}
+
+    def begin(self, path, ids: Sequence[str], placeholders: dict[str, dict[str, str]]) -> bool:
+        """Make ``path`` a valid submission before a run: keep the one there, else write placeholders.
+
+        A file already at ``path`` that reads as this format's submission for exactly ``ids`` is
+        kept (a rerun that then fails on every slide leaves the earlier result as it was; the
+        first slide that succeeds replaces it); anything else there is overwritten.
+
+        Returns:
+            Whether the existing file was kept.
+        """
+        path = Path(path)
+        if path.is_file():
+            try:
+                table = read_id_table(path, self.columns)
+            except SubmissionError:
+                table = None
+            if table is not None and sorted(table["id"]) == sorted(ids):
+                return True
+        self.write(path, ids, {}, placeholders)
+        return False
 
     def write(self, path, ids: Sequence[str], rows: dict[str, dict[str, str]],
               placeholders: dict[str, dict[str, str]]) -> Path:

@@ -45,10 +45,19 @@ def decode_mask(text: str, shape: tuple[int, int], name: str = "mask") -> np.nda
         EncodingError: not base64, not zlib data, or COCO counts that do not fill ``shape``.
     """
     h, w = int(shape[0]), int(shape[1])
+    # Each of at most h * w + 1 runs takes at most 7 characters (5 bits each, 32-bit counts): more
+    # is a decompression bomb, stopped before it is inflated.
+    limit = 7 * (h * w + 1)
+    inflater = zlib.decompressobj()
     try:
-        counts = zlib.decompress(base64.b64decode(text, validate=True))
+        counts = inflater.decompress(base64.b64decode(text, validate=True), limit)
     except (binascii.Error, ValueError, zlib.error) as err:
         raise EncodingError(f"{name}: not base64(zlib(COCO RLE)) text ({type(err).__name__}: {err})") from None
+    if inflater.unconsumed_tail:
+        raise EncodingError(f"{name}: decompresses past the {limit:,} bytes that the counts of a {h} x {w} mask "
+                            "can take (a zlib bomb?)")
+    if not inflater.eof:
+        raise EncodingError(f"{name}: not base64(zlib(COCO RLE)) text (the zlib stream is cut short)")
     if not counts or not all(48 <= b < 112 for b in counts):  # pycocotools' counts alphabet: chr(48..111)
         raise EncodingError(f"{name}: the decompressed bytes are not COCO compressed RLE counts")
     try:

@@ -1,28 +1,32 @@
 """CSV tables keyed by ``id``: read them checked, write them atomically.
 
 Submissions, solutions and sample submissions are untrusted files: `read_id_table` names the file
-and the problem (missing file or columns, duplicate ids, unreadable text). `write_table` writes a
-unique temporary file beside the target and renames it over the target, so a reader only ever sees
-a whole table, and two runs writing one path never share a temporary file.
+and the problem (missing file or columns, duplicate ids, unreadable text). `write_table` writes
+through `hubkit._io.atomic_write`, so a reader only ever sees a whole table, and two runs writing
+one path never share a temporary file.
 """
 
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import pandas as pd
 
-from hubkit.errors import OutputError, SubmissionError
+from hubkit._io import atomic_write
+from hubkit.errors import SubmissionError
 
 __all__ = ["read_id_table", "csv_columns", "write_table"]
 
 
 def read_id_table(path, columns: Sequence[str]) -> pd.DataFrame:
     """A CSV keyed by ``id`` (every cell a string, empty cells kept), checked for ``columns`` and duplicate ids.
+
+    Read as Kaggle's scorer reads it (pandas; a short row's missing cells are empty), except that a
+    row longer than the header is an error rather than silently re-aligned, and a UTF-8 byte-order
+    mark (Excel's) is allowed.
 
     Raises:
         SubmissionError: a missing or unreadable file, missing columns or duplicate ids; names the file.
@@ -31,7 +35,12 @@ def read_id_table(path, columns: Sequence[str]) -> pd.DataFrame:
     if not path.is_file():
         raise SubmissionError(f"{path}: no such file")
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        with warnings.catch_warnings():
+            # A row longer than the header: pandas would shift it into an implicit index, or drop cells.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            table = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False, encoding="utf-8-sig")
+    except pd.errors.ParserWarning:
+        raise SubmissionError(f"{path}: a row has more fields than the header; is a value unquoted?") from None
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise SubmissionError(f"{path}: not a readable CSV table ({type(err).__name__}: {str(err).splitlines()[0]})") from None
     missing = [c for c in columns if c not in table.columns]
@@ -50,7 +59,7 @@ def csv_columns(path) -> list[str]:
         SubmissionError: a missing, empty or unreadable file.
     """
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             return next(csv.reader(f))
     except FileNotFoundError:
         raise SubmissionError(f"{path}: no such file") from None
@@ -74,21 +83,10 @@ def write_table(path, columns: Sequence[str], ids: Sequence[str], rows: Mapping[
             file is left behind.
     """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        raise OutputError(f"{path}: cannot write ({err.strerror or err})") from None
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(columns)
-            for i in ids:
-                values = rows.get(i) or empty[i]
-                writer.writerow([i, *(values.get(c, "") for c in columns[1:])])
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a submission is an ordinary file
-        os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write ({err.strerror or err})") from None
+    with atomic_write(path, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for i in ids:
+            values = rows.get(i) or empty[i]
+            writer.writerow([i, *(values.get(c, "") for c in columns[1:])])
     return path

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from hubkit.errors import ModelOutputError
+from hubkit.errors import ModelOutputError, SlideError
 from hubkit.formats.base import Sink
 from hubkit.formats.hubmap2021 import RLESink
 from hubkit.inference.blend import ColumnMerger, importance_map
@@ -181,6 +181,9 @@ class _Run:
     """One pass of an ensemble over a slide: the groups, their strips, and the tile counts."""
 
     def __init__(self, slide: BaseSlide, ensemble: Ensemble, cfg: PredictConfig):
+        if slide.colour == "grey":
+            raise SlideError(f"{slide.name}: a single-band (greyscale) image; the models predict RGB brightfield "
+                             "(PAS) slides, and no tile of a grey slide passes the tissue test")
         self.slide, self.ensemble, self.cfg = slide, ensemble, cfg
         self.device = cfg.torch_device()
         self.channels = len(ensemble.class_names)

@@ -3,7 +3,9 @@
 The format (`hubkit.formats`) says where the slides are, in which order, and what a row is; the
 runner writes placeholder rows first, then rewrites the file atomically after every slide. A slide
 that fails is logged and keeps its placeholder row, so an interrupted or partly failed run still
-leaves a submission Kaggle accepts.
+leaves a submission Kaggle accepts. A valid submission already at the output path (an earlier
+run's) stays untouched until this run's first slide succeeds, so a rerun that fails throughout
+never replaces a good file with placeholders.
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ def predict_folder(data_dir, out_csv, ensemble: Ensemble, cfg: Optional[PredictC
     ids = fmt.read_ids(data_dir)
     empty = fmt.placeholders(data_dir, ids)
     rows: dict[str, dict[str, str]] = {}
-    result = FolderResult(fmt.write(out_csv, ids, rows, empty))
+    kept = fmt.begin(out_csv, ids, empty)
+    result = FolderResult(Path(out_csv))
     for n, slide_id in enumerate(ids):
         outcome = SlideOutcome(slide_id)
         try:
@@ -84,12 +87,16 @@ def predict_folder(data_dir, out_csv, ensemble: Ensemble, cfg: Optional[PredictC
                 sink = fmt.sink(slide.shape, ensemble.class_names, resolve_threshold(ensemble, cfg))
                 outcome.prediction = predict_slide(slide, ensemble, cfg, sink, name=slide_id)
             rows[slide_id] = outcome.prediction.output
+            if outcome.prediction.tiles_run == 0:
+                log(f"hubkit: slide {slide_id}: no tile passed the tissue test (min_tissue {cfg.min_tissue}); "
+                    "predicted empty. Is it a brightfield slide?")
         except Exception as err:  # noqa: BLE001 - one bad slide must not sink the submission
             outcome.error = f"{type(err).__name__}: {err}"
             log(f"hubkit: slide {slide_id} failed, written empty: {outcome.error}")
             if os.environ.get("HUBKIT_DEBUG"):
                 traceback.print_exc()
-        fmt.write(out_csv, ids, rows, empty)
+        if rows or not kept:
+            fmt.write(out_csv, ids, rows, empty)
         result.outcomes.append(outcome)
         if after_slide is not None:
             ensemble, cfg = after_slide(outcome, len(ids) - n - 1, ensemble, cfg)

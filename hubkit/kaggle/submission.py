@@ -1,11 +1,11 @@
 """The submission run of a Kaggle notebook with the internet off, within a time budget.
 
-`run_submission` writes a valid placeholder ``submission.csv`` first, then predicts slide by slide.
-After every slide that succeeds it projects the rest from the pace so far in seconds per tile
-prediction (`Pace`) and the remaining slides' tile counts (from their sizes: hidden test slides
-differ 3-4x in area), and drops TTA, then models, while the projection exceeds the time left. If
-no slide succeeds it raises after the file is written: Kaggle does not score a notebook that
-raises, which beats a silent score of zero.
+`run_submission` makes ``submission.csv`` valid first (placeholders, or an earlier run's file), then
+predicts slide by slide. After every slide that succeeds it projects the rest from the pace so far
+in seconds per tile prediction (`Pace`) and the remaining slides' tile counts (from their sizes:
+hidden test slides differ 3-4x in area), and drops TTA, then models, while the projection exceeds
+the time left. If no slide succeeds it raises after the file is written: Kaggle does not score a
+notebook that raises, which beats a silent score of zero.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def run_submission(inputs: KaggleInputs, out_csv="/kaggle/working/submission.csv
     if inputs.competition is None:
         raise MissingInputError("no competition folder (sample_submission.csv + test/) under the input tree")
     ids = fmt.read_ids(inputs.competition)
-    fmt.write(out_csv, ids, {}, fmt.placeholders(inputs.competition, ids))  # valid before anything can fail
+    fmt.begin(out_csv, ids, fmt.placeholders(inputs.competition, ids))  # valid before anything can fail
     if inputs.zoo is None:
         raise MissingInputError("no model card under the input tree; the placeholder submission stays")
     cfg = cfg or PredictConfig()
@@ -130,5 +130,5 @@ def run_submission(inputs: KaggleInputs, out_csv="/kaggle/working/submission.csv
     result = predict_folder(inputs.competition, out_csv, ensemble, cfg, fmt, log=log, after_slide=after_slide)
     if ids and not result.ok:
         raise SubmissionError(f"{out_csv}: every one of {len(ids)} slides failed (first: {result.outcomes[0].error}); "
-                              "the file holds placeholders only and would score about 0")
+                              "the file holds placeholders (or an earlier run's rows) only")
     return result

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
+from hubkit._schema import PLAIN_NAME, problems, spec
 from hubkit.errors import CardError
 from hubkit.models.registry import ARCHITECTURES, architecture_names
 
@@ -23,11 +24,6 @@ FLAT_CARD_SUFFIX = ".card.json"
 CARD_FORMAT = "hubkit-model-card/1"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _plain_file_name(value: str) -> bool:
-    """One path component: no separator, not '.' or '..', no control characters."""
-    return value not in (".", "..") and not any(c in value for c in "/\\") and all(ord(c) >= 32 for c in value)
 
 
 @dataclass
@@ -58,57 +54,38 @@ class ModelCard:
     """
 
     architecture: str
-    encoder: str
-    name: str = ""
-    classes: int = 1
-    class_names: list = field(default_factory=lambda: ["glomerulus"])
-    scale: float = 1.0
-    tile_size: int = 512
-    mean: tuple = IMAGENET_MEAN
-    std: tuple = IMAGENET_STD
-    threshold: float = 0.5
-    weights_file: str = "model.safetensors"
-    sha256: str = ""
-    dtype: str = "float32"
+    encoder: str = spec(nonempty=True)
+    name: str = spec("", **PLAIN_NAME)
+    classes: int = spec(1, low=1, high=16)
+    class_names: list[str] = spec(default_factory=lambda: ["glomerulus"], nonempty=True)
+    scale: float = spec(1.0, low=1, high=64)
+    tile_size: int = spec(512, low=32, high=4096, multiple_of=32)
+    mean: tuple[float, float, float] = spec(IMAGENET_MEAN, low=0, high=1)
+    std: tuple[float, float, float] = spec(IMAGENET_STD, low=0, high=10, low_open=True)
+    threshold: float = spec(0.5, low=0, high=1, low_open=True, high_open=True)
+    weights_file: str = spec("model.safetensors", nonempty=True, **PLAIN_NAME)
+    sha256: str = spec("", pattern="(|[0-9a-f]{64})", pattern_help="empty or 64 lower-case hex digits")
+    dtype: str = spec("float32", choices=("float32", "float16", "bfloat16"))
     training_data: str = ""
-    cv_score: Optional[float] = None
+    cv_score: Optional[float] = spec(None, low=0, high=1)
     notes: str = ""
     hubkit_version: str = ""
     extra: dict = field(default_factory=dict)
 
     def validate(self, where: str = "model card") -> "ModelCard":
-        """Check every field; returns self.
+        """Check every field's type and range (`hubkit._schema`), then the fields together.
 
         Raises:
-            CardError: the first problem found, prefixed with ``where``.
+            CardError: every problem found, each naming its field, prefixed with ``where``.
         """
-        problems = []
-        for key in ("name", "weights_file"):
-            value = getattr(self, key)
-            if not isinstance(value, str) or (value and not _plain_file_name(value)):
-                problems.append(f"{key} must be a plain file name (no folders, no '..'), got {value!r}")
-        if not self.weights_file:
-            problems.append("weights_file is empty")
-        if self.architecture not in ARCHITECTURES:
-            problems.append(f"architecture {self.architecture!r} is not one of {', '.join(architecture_names())}")
-        if not self.encoder:
-            problems.append("encoder is empty")
-        if not (isinstance(self.classes, int) and not isinstance(self.classes, bool) and 1 <= self.classes <= 16):
-            problems.append(f"classes must be a whole number of output channels from 1 to 16, got {self.classes!r}")
-        if len(self.class_names) != self.classes:
-            problems.append(f"class_names has {len(self.class_names)} names for {self.classes} classes")
-        if not (isinstance(self.scale, (int, float)) and self.scale >= 1):
-            problems.append(f"scale is a downscale factor >= 1, got {self.scale!r}")
-        if not (isinstance(self.tile_size, int) and self.tile_size >= 32 and self.tile_size % 32 == 0):
-            problems.append(f"tile_size must be a multiple of 32, got {self.tile_size!r}")
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            problems.append(f"mean and std need 3 values with std > 0, got mean={self.mean}, std={self.std}")
-        if not 0 < self.threshold < 1:
-            problems.append(f"threshold must be in (0, 1), got {self.threshold}")
-        if self.dtype not in ("float32", "float16", "bfloat16"):
-            problems.append(f"dtype must be float32, float16 or bfloat16, got {self.dtype!r}")
-        if problems:
-            raise CardError(f"{where}: " + "; ".join(problems))
+        found = problems(self)
+        if not found:
+            if self.architecture not in ARCHITECTURES:
+                found.append(f"architecture {self.architecture!r} is not one of {', '.join(architecture_names())}")
+            if len(self.class_names) != self.classes:
+                found.append(f"class_names has {len(self.class_names)} names for {self.classes} classes")
+        if found:
+            raise CardError(f"{where}: " + "; ".join(found))
         return self
 
     def to_json(self) -> str:
@@ -129,7 +106,7 @@ class ModelCard:
             raise CardError(f"{where}: missing fields {missing}")
         values = {k: v for k, v in doc.items() if k in known}
         for key in ("mean", "std"):
-            if key in values:
+            if isinstance(values.get(key), list):
                 values[key] = tuple(values[key])
         return cls(**values).validate(where)
 
@@ -147,6 +124,8 @@ class ModelCard:
             raise CardError(f"{path}: model card not found") from None
         except (OSError, ValueError) as err:
             raise CardError(f"{path}: unreadable model card ({err})") from None
+        except RecursionError:
+            raise CardError(f"{path}: unreadable model card (JSON nested too deeply)") from None
         if not isinstance(doc, dict):
             raise CardError(f"{path}: a model card is a JSON object")
         return cls.from_dict(doc, str(path))

@@ -2,7 +2,10 @@
 
 * ``bands``: one dataset holding R, G, B (and maybe alpha) bands, pixel-interleaved or planar.
 * ``pages``: one single-band page per colour, which GDAL shows as subdatasets (``count != 3``).
-* ``grey``: a single band, repeated into R, G, B.
+* ``grey``: a single band, repeated into R, G, B (``colour == "grey"``);
+* ``palette``: a single band of indices into the file's colour map, expanded to RGB.
+
+Every band of every page must be 8-bit: a 16-bit page beside 8-bit ones is refused, never cast.
 
 Pixels are indexed in image space (an identity transform): HuBMAP TIFFs carry no georeference.
 """
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window as RioWindow
 
@@ -39,6 +43,19 @@ def _explain(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def _palette_lut(ds) -> np.ndarray:
+    """``(256, 3)`` uint8: the RGB of each index of a palette band (indices the map lacks are black)."""
+    lut = np.zeros((256, 3), np.uint8)
+    try:
+        colours = ds.colormap(1)
+    except ValueError:  # a palette band without a map: GDAL gives no colours to read
+        raise SlideError(f"{ds.name}: a palette image without a colour map") from None
+    for index, rgba in colours.items():
+        if 0 <= index < 256:
+            lut[index] = rgba[:3]
+    return lut
+
+
 class RasterioSlide(BaseSlide):
     """A slide file read through rasterio, one GDAL handle per thread and process.
 
@@ -59,25 +76,33 @@ class RasterioSlide(BaseSlide):
             ds.close()
         self._handles = PerThread(self._open_level_handles, lambda hs: [h.close() for h in hs])
 
-    def _inspect(self, ds) -> None:
+    def _check_dtypes(self, ds, what: str = "pixels") -> None:
         if any(dt != "uint8" for dt in ds.dtypes):
-            raise SlideError(f"{self.name}: pixels are {ds.dtypes[0]}; hubkit reads 8-bit RGB slides")
+            raise SlideError(f"{self.name}: {what} are {', '.join(sorted(set(ds.dtypes)))}; "
+                             "hubkit reads 8-bit RGB slides")
+
+    def _inspect(self, ds) -> None:
+        self._check_dtypes(ds)
         shape = (ds.height, ds.width)
         self._subdatasets: list[str] = []
+        self._lut = None
         if ds.count in (3, 4):
             self.layout, self._bands = "bands", [1, 2, 3]
         elif ds.count in (1, 2) and len(ds.subdatasets) >= 3:
             subs = ds.subdatasets[:3]
-            for sub in subs:
+            for page, sub in enumerate(subs, start=1):
                 with _open(sub) as sd:
                     if sd.count != 1 or (sd.height, sd.width) != shape:
                         raise SlideError(
                             f"{self.name}: unsupported band layout: {ds.count} band(s) with subdatasets "
                             f"{ds.subdatasets} that are not three single-band {shape} pages"
                         )
+                    self._check_dtypes(sd, f"page {page}'s pixels")
             self.layout, self._bands, self._subdatasets = "pages", [1], list(subs)
+        elif ds.count in (1, 2) and ds.colorinterp[0] == ColorInterp.palette:
+            self.layout, self._bands, self._lut = "palette", [1], _palette_lut(ds)
         elif ds.count in (1, 2):
-            self.layout, self._bands = "grey", [1]
+            self.layout, self._bands, self.colour = "grey", [1], "grey"
         else:
             raise SlideError(f"{self.name}: unsupported band layout: {ds.count} bands; expected RGB, RGBA, grey or one band per page")
         self.level_shapes = [shape]
@@ -111,6 +136,8 @@ class RasterioSlide(BaseSlide):
                     h.read(1, window=rio_window, out=out[..., band])
             elif self.layout == "bands":
                 handles[level].read(self._bands, window=rio_window, out=out.transpose(2, 0, 1))
+            elif self._lut is not None:
+                out[...] = self._lut[handles[level].read(1, window=rio_window)]
             else:
                 out[...] = handles[level].read(1, window=rio_window)[..., None]
         except (RasterioError, OSError) as err:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import tifffile
@@ -16,11 +17,25 @@ from hubkit.slides.base import BaseSlide, PerThread, as_rgb
 from hubkit.window import Window
 
 
+def _palette_lut(page) -> Optional[np.ndarray]:
+    """``(256, 3)`` uint8 RGB of each index of a palette page, or None for other pages."""
+    if page.photometric != tifffile.PHOTOMETRIC.PALETTE or page.colormap is None:
+        return None
+    cmap = np.asarray(page.colormap)
+    lut = np.zeros((256, 3), np.uint8)
+    n = min(256, cmap.shape[-1])
+    entries = cmap[:3, :n].T
+    # Some writers store 8-bit entries in the 16-bit map; libtiff and GDAL read those as they are.
+    lut[:n] = entries if entries.max() < 256 else entries // 257
+    return lut
+
+
 class TifffileSlide(BaseSlide):
     """A slide file read through tifffile (+ imagecodecs), one file handle per thread and process.
 
     The pyramid is the first series' levels (SVS thumbnails, labels and macros are other series
-    and are ignored).
+    and are ignored). Deflate tiles are decoded with their Adler-32 checksum checked, so a corrupt
+    tile is an error, never silent garbage (`hubkit.slides.reader` sends deflate TIFFs here).
     """
 
     def __init__(self, path):
@@ -41,6 +56,9 @@ class TifffileSlide(BaseSlide):
                     raise SlideError(f"{self.name}: unsupported band layout: {page.samplesperpixel} samples per pixel")
                 self.level_shapes.append((page.imagelength, page.imagewidth))
             self._band_pages = self._find_band_pages(tf)
+            self._lut = _palette_lut(tf.pages[0])
+            if self._lut is None and not self._band_pages and tf.pages[0].samplesperpixel == 1:
+                self.colour = "grey"
         except IndexError:
             raise SlideError(f"{self.name}: the TIFF holds no image") from None
         finally:
@@ -53,10 +71,13 @@ class TifffileSlide(BaseSlide):
         if first.samplesperpixel != 1 or len(tf.pages) < 3:
             return []
         pages = [tf.pages[i] for i in range(3)]
-        if all(p.samplesperpixel == 1 and p.shape == first.shape and p.dtype == first.dtype for p in pages):
-            self.level_shapes = self.level_shapes[:1]  # the other pages are colours, not levels
-            return [0, 1, 2]
-        return []
+        if not all(p.samplesperpixel == 1 and p.shape == first.shape for p in pages):
+            return []
+        for i, p in enumerate(pages):
+            if p.dtype != np.uint8:
+                raise SlideError(f"{self.name}: page {i + 1}'s pixels are {p.dtype}; hubkit reads 8-bit RGB slides")
+        self.level_shapes = self.level_shapes[:1]  # the other pages are colours, not levels
+        return [0, 1, 2]
 
     def _read_level(self, level: int, window: Window) -> np.ndarray:
         tf = self._handles.get()
@@ -107,6 +128,8 @@ class TifffileSlide(BaseSlide):
                     cs, ce = max(c0, left), min(c1, left + seg.shape[1])
                     out[p, rs - r0 : re_ - r0, cs - c0 : ce - c0] = seg[rs - top : re_ - top, cs - left : ce - left]
         image = np.moveaxis(out[..., 0], 0, -1) if separate else out[0]
+        if self._lut is not None:
+            return self._lut[image[..., 0]]
         return as_rgb(image, self.name)
 
     def close(self) -> None:

@@ -44,6 +44,14 @@ def as_rgb(array: np.ndarray, name: str = "<array>") -> np.ndarray:
     Raises:
         SlideError: another dtype or shape; the message names ``name``.
     """
+    a = _as_hwc(array, name)
+    if a.shape[-1] == 1:
+        return np.repeat(a, 3, axis=-1)
+    return np.ascontiguousarray(a[..., :3])
+
+
+def _as_hwc(array: np.ndarray, name: str) -> np.ndarray:
+    """``(H, W, 1|3|4)`` uint8 from any layout `as_rgb` accepts (a view where possible)."""
     a = np.asarray(array)
     if a.dtype != np.uint8:
         raise SlideError(f"{name}: pixels are {a.dtype}; hubkit reads 8-bit RGB slides")
@@ -55,9 +63,7 @@ def as_rgb(array: np.ndarray, name: str = "<array>") -> np.ndarray:
         a = a[..., None]
     if a.ndim != 3 or a.shape[-1] not in (1, 3, 4):
         raise SlideError(f"{name}: unsupported band layout {np.asarray(array).shape}; expected RGB, RGBA or grey")
-    if a.shape[-1] == 1:
-        return np.repeat(a, 3, axis=-1)
-    return np.ascontiguousarray(a[..., :3])
+    return a
 
 
 class BaseSlide:
@@ -66,10 +72,14 @@ class BaseSlide:
     Attributes:
         name: the file path, or a label for in-memory slides; quoted in every error.
         level_shapes: ``(height, width)`` of each pyramid level, full resolution first.
+        colour: ``"rgb"`` (colour pixels; palette images are expanded through their colour map)
+            or ``"grey"`` (one band, repeated into R, G and B): a brightfield PAS model cannot
+            predict a grey slide, and inference refuses one.
     """
 
     name: str
     level_shapes: list[tuple[int, int]]
+    colour: str = "rgb"
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -192,7 +202,9 @@ class InMemorySlide(BaseSlide):
 
     def __init__(self, image: np.ndarray, name: str = "<memory>", levels: Sequence[int] = ()):
         self.name = name
-        self._levels = [as_rgb(image, name)]
+        bands = _as_hwc(image, name)
+        self.colour = "grey" if bands.shape[-1] == 1 else "rgb"
+        self._levels = [as_rgb(bands, name)]
         h, w = self._levels[0].shape[:2]
         for f in levels:
             size = (max(1, math.ceil(w / f)), max(1, math.ceil(h / f)))

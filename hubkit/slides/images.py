@@ -22,13 +22,24 @@ def _imread(path, flags: int, what: str) -> np.ndarray:
     return pixels
 
 
+#: A mask holds a few label values; an image with more distinct values (among up to a million
+#: sampled pixels) is a photograph or a slide, not a mask.
+MAX_MASK_VALUES = 64
+
+
 def read_mask(path) -> np.ndarray:
     """Read a mask image as ``(height, width)`` uint8 of 0/1 (any non-zero channel = foreground).
 
     Raises:
-        DataError: the file is missing or not an image.
+        DataError: the file is missing or not an image, or it holds more than `MAX_MASK_VALUES`
+            distinct values (an RGB slide or photo given where a mask belongs).
     """
     raw = _imread(path, cv2.IMREAD_UNCHANGED, "mask image")
+    sample = raw.reshape(-1)[:: max(1, raw.size // 1_000_000)]
+    distinct = len(np.unique(sample))
+    if distinct > MAX_MASK_VALUES:
+        raise DataError(f"{path}: {distinct} distinct pixel values; a mask holds a few labels (0 = background), "
+                        "so this looks like an image or slide, not a mask")
     if raw.ndim == 3:
         raw = raw.max(axis=2)
     return (raw > 0).astype(np.uint8)

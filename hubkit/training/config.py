@@ -7,11 +7,13 @@ the wrong type says what the field takes.
 from __future__ import annotations
 
 import json
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Sequence
 
+from hubkit._schema import PLAIN_NAME, problems, spec
 from hubkit.errors import ConfigError
+from hubkit.training.losses import LOSSES
 
 __all__ = ["TrainConfig", "load_config", "apply_overrides"]
 
@@ -44,65 +46,55 @@ class TrainConfig:
         training_data: text for the card.
     """
 
-    tiles: str
-    out: str = "zoo"
-    name: str = "unet-lite0"
-    architecture: str = "Unet"
-    encoder: str = "tu-tf_efficientnet_lite0"
-    classes: int = 1
+    tiles: str = spec(nonempty=True)
+    out: str = spec("zoo", nonempty=True)
+    name: str = spec("unet-lite0", **PLAIN_NAME)
+    architecture: str = spec("Unet", nonempty=True)
+    encoder: str = spec("tu-tf_efficientnet_lite0", nonempty=True)
+    classes: int = spec(1, low=1, high=16)
     pretrained: str = "efficientnet-lite0"
-    scale: float = 2.0
-    tile_size: int = 512
-    crop: int = 320
-    batch_size: int = 16
-    epochs: int = 20
-    samples_per_epoch: int = 2048
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    warmup: float = 0.05
-    loss: str = "bce+dice"
-    folds: int = 4
-    train_folds: list = field(default_factory=lambda: [0])
-    sources_valid: list = field(default_factory=list)
-    mixup: float = 0.0
-    cutmix: float = 0.0
-    strength: float = 1.0
-    workers: int = 2
-    device: str = "auto"
-    seed: int = 0
-    max_steps: int = 0
+    scale: float = spec(2.0, low=1, high=64)
+    tile_size: int = spec(512, low=32, high=4096, multiple_of=32)
+    crop: int = spec(320, low=32, high=4096, multiple_of=32)
+    batch_size: int = spec(16, low=1, high=4096)
+    epochs: int = spec(20, low=1, high=100_000)
+    samples_per_epoch: int = spec(2048, low=1)
+    lr: float = spec(1e-3, low=0, high=1, low_open=True)
+    weight_decay: float = spec(1e-2, low=0, high=1)
+    warmup: float = spec(0.05, low=0, high=1, high_open=True)
+    loss: str = spec("bce+dice", pattern=r"[a-z_]+(\+[a-z_]+)*", pattern_help="loss names joined by '+'")
+    folds: int = spec(4, low=1, high=100)
+    train_folds: list[int] = spec(default_factory=lambda: [0], low=0)
+    sources_valid: list[str] = field(default_factory=list)
+    mixup: float = spec(0.0, low=0, high=1)
+    cutmix: float = spec(0.0, low=0, high=1)
+    strength: float = spec(1.0, low=0, high=10)
+    workers: int = spec(2, low=0, high=256)
+    device: str = spec("auto", pattern=r"auto|cpu|cuda(:[0-9]+)?", pattern_help="auto, cpu, cuda or cuda:N")
+    seed: int = spec(0, low=0)
+    max_steps: int = spec(0, low=0)
     training_data: str = ""
 
     def __post_init__(self) -> None:
         self.validate("config")
 
     def validate(self, where: str) -> "TrainConfig":
-        """Check every field's type and range; returns self.
+        """Check every field's type and range (`hubkit._schema`), then the fields together; returns self.
 
         Raises:
-            ConfigError: the first bad field, prefixed with ``where``.
+            ConfigError: every problem found, each naming its field, prefixed with ``where``.
         """
-        for f in fields(self):
-            value = getattr(self, f.name)
-            kind = _KINDS.get(f.name) or type(f.default if f.default is not MISSING else f.default_factory())
-            ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
-            if kind is float:
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not ok:
-                raise ConfigError(f"{where}: {f.name} must be {kind.__name__}, got {value!r}")
-        for name in ("epochs", "batch_size", "samples_per_epoch", "folds", "tile_size", "crop"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{where}: {name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.scale < 1:
-            raise ConfigError(f"{where}: lr must be > 0 and scale >= 1, got lr={self.lr}, scale={self.scale}")
-        bad = [k for k in self.train_folds if not isinstance(k, int) or not 0 <= k < self.folds]
-        if bad:
-            raise ConfigError(f"{where}: train_folds {bad} are not folds 0..{self.folds - 1}")
+        found = problems(self)
+        if not found:
+            bad = [k for k in self.train_folds if not 0 <= k < self.folds]
+            if bad:
+                found.append(f"train_folds {bad} are not folds 0..{self.folds - 1}")
+            unknown = [n for n in self.loss.split("+") if n not in LOSSES]
+            if unknown:
+                found.append(f"loss names {unknown} are unknown; combine these with '+': {', '.join(LOSSES)}")
+        if found:
+            raise ConfigError(f"{where}: " + "; ".join(found))
         return self
-
-
-#: Fields whose type is not their default's.
-_KINDS = {"tiles": str}
 
 
 def load_config(path) -> TrainConfig:

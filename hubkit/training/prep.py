@@ -20,7 +20,9 @@ from typing import Optional
 import cv2
 import numpy as np
 import pandas as pd
+from PIL import Image, UnidentifiedImageError
 
+from hubkit._io import atomic_write, write_image
 from hubkit.annotations import load_features, rasterize
 from hubkit.errors import DataError
 from hubkit.formats import rle
@@ -47,8 +49,8 @@ def _write(out_dir: Path, name: str, image: np.ndarray, mask: np.ndarray) -> tup
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     (out_dir / "masks").mkdir(parents=True, exist_ok=True)
     img_rel, mask_rel = f"images/{name}.jpg", f"masks/{name}.png"
-    cv2.imwrite(str(out_dir / img_rel), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-    cv2.imwrite(str(out_dir / mask_rel), mask * 255)
+    write_image(out_dir / img_rel, image, quality=95)
+    write_image(out_dir / mask_rel, mask * 255)
     return img_rel, mask_rel
 
 
@@ -156,7 +158,8 @@ def write_index(out_dir, rows: list[dict]) -> pd.DataFrame:
     """Write ``index.csv`` and ``stats.json`` (per-channel mean/std of the tiles, 0-1 scale)."""
     out_dir = Path(out_dir)
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
-    index.to_csv(out_dir / "index.csv", index=False)
+    with atomic_write(out_dir / "index.csv", newline="") as f:
+        index.to_csv(f, index=False)
     total, sq, count = np.zeros(3), np.zeros(3), 0
     for rel in index["image"]:
         px = read_image(out_dir / rel).reshape(-1, 3).astype(np.float64) / 255
@@ -167,25 +170,59 @@ def write_index(out_dir, rows: list[dict]) -> pd.DataFrame:
     std = np.sqrt(np.maximum(sq / max(count, 1) - mean**2, 1e-12))
     stats = {"mean": mean.round(4).tolist(), "std": std.round(4).tolist(), "tiles": len(index),
              "sources": {s: int(n) for s, n in index["source"].value_counts().items()}}
-    (out_dir / "stats.json").write_text(json.dumps(stats, indent=2))
+    with atomic_write(out_dir / "stats.json") as f:
+        f.write(json.dumps(stats, indent=2))
     return index
 
 
 def read_index(root) -> tuple[pd.DataFrame, Path]:
-    """Read ``index.csv`` of a tile set; paths in it are relative to ``root``.
+    """Read ``index.csv`` of a tile set and check every tile it lists before training starts.
+
+    Paths in the index are relative to ``root`` and must stay inside it; every image and mask must
+    exist, and each mask must have its image's size (read from the file headers, not decoded), so
+    a broken tile set fails here, naming the file, rather than mid-epoch or on misaligned crops.
 
     Raises:
-        DataError: a missing file or column, naming it.
+        DataError: a missing or unreadable index, a missing column, a path outside ``root``, a
+            missing or unreadable tile, or a mask whose size differs from its image's.
     """
     root = Path(root)
     path = root / "index.csv"
     if not path.is_file():
         raise DataError(f"{path}: tile index not found (make one with data_prep/make_tiles.py)")
-    index = pd.read_csv(path)
+    try:
+        index = pd.read_csv(path, dtype={"image": str, "mask": str, "source": str, "group": str})
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
+        raise DataError(f"{path}: not a readable tile index ({type(err).__name__}: {str(err).splitlines()[0]})") from None
     missing = [c for c in INDEX_COLUMNS if c not in index.columns]
     if missing:
         raise DataError(f"{path}: missing columns {missing}")
+    if index.empty:
+        raise DataError(f"{path}: lists no tiles")
+    inside = root.resolve()
+    for line, (image, mask) in enumerate(zip(index["image"], index["mask"]), start=2):
+        sizes = [_tile_size(path, line, inside, rel) for rel in (image, mask)]
+        if sizes[0] != sizes[1]:
+            raise DataError(f"{path}, line {line}: mask {mask} is {sizes[1][0]} x {sizes[1][1]} px but its image "
+                            f"{image} is {sizes[0][0]} x {sizes[0][1]} px (height x width)")
     return index, root
+
+
+def _tile_size(index_path: Path, line: int, root: Path, rel) -> tuple[int, int]:
+    """``(height, width)`` of a tile file from its header, checked to lie inside ``root``."""
+    if not isinstance(rel, str) or not rel:
+        raise DataError(f"{index_path}, line {line}: an empty tile path")
+    file = (root / rel).resolve()
+    if not file.is_relative_to(root):
+        raise DataError(f"{index_path}, line {line}: tile path {rel!r} points outside the tile set {root}")
+    try:
+        with Image.open(file) as im:
+            width, height = im.size
+    except FileNotFoundError:
+        raise DataError(f"{index_path}, line {line}: tile {rel} not found") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise DataError(f"{index_path}, line {line}: tile {rel} is not a readable image ({err})") from None
+    return height, width
 
 
 def folds_by_group(groups, n_folds: int, seed: int = 0) -> np.ndarray:
@@ -206,5 +243,21 @@ def folds_by_group(groups, n_folds: int, seed: int = 0) -> np.ndarray:
 
 
 def tile_set_stats(root) -> Optional[dict]:
+    """The tile set's ``stats.json`` (``mean`` and ``std``: 3 numbers each, 0-1 scale), or None.
+
+    Raises:
+        DataError: unreadable JSON, or a mean/std that is not 3 finite numbers (std > 0).
+    """
     path = Path(root) / "stats.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        stats = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as err:
+        raise DataError(f"{path}: not readable JSON ({type(err).__name__})") from None
+    for key, low in (("mean", 0.0), ("std", 1e-6)):
+        values = stats.get(key) if isinstance(stats, dict) else None
+        if not (isinstance(values, list) and len(values) == 3
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= 1 for v in values)):
+            raise DataError(f"{path}: {key} must be 3 numbers in [{low:g}, 1], got {values!r}")
+    return stats

@@ -56,3 +56,14 @@ def test_analyze_one_slide_against_polygons_and_a_mask_image(tmp_path, capsys):
     cv2.imwrite(str(tmp_path / "small.png"), pred[:10] * 255)
     assert main(["analyze", str(tmp_path / "s1.tiff"), "--pred", str(tmp_path / "small.png")]) == 2
     assert "does not match the slide" in capsys.readouterr().err
+
+
+def test_a_slide_given_as_its_own_prediction_mask_is_refused(tmp_path, capsys):
+    from hubkit.slides import write_slide
+    from tests.helpers import smooth_image
+
+    write_slide(tmp_path / "s1.tiff", smooth_image((200, 300)), compression=None)
+    assert main(["analyze", str(tmp_path / "s1.tiff"), "--pred", str(tmp_path / "s1.tiff"),
+                 "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "s1.tiff" in err and "not a mask" in err

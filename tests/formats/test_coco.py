@@ -43,6 +43,9 @@ def test_round_trip_and_the_competition_encoding(mask):
         (base64.b64encode(zlib.compress(b"\x01\x02")).decode(), (4, 4), "not COCO compressed RLE"),
         (encode_mask(np.ones((10, 10))), (20, 20), "do not add up to a 20 x 20 image"),
         (encode_mask(np.ones((10, 10))), (4, 4), "do not decode at 4 x 4"),
+        (base64.b64encode(zlib.compress(b"0" * 10_000_000)).decode(), (512, 512),  # 10 KB that inflate to 10 MB
+         "decompresses past the 1,835,015 bytes .* 512 x 512 mask"),
+        (encode_mask(np.ones((10, 10)))[:-8], (10, 10), "not base64|cut short"),
     ],
 )
 def test_bad_masks_are_refused_with_the_reason(text, shape, message):

@@ -17,6 +17,9 @@ from tests.helpers import csv_file
         ([("a", "1 2"), ("b", ""), ("c", "")], r"unexpected \['c'\]"),
         ([("a", "1 2"), ("b", "3 1 1 1")], r"'b \(submission\)'.*unsorted"),
         ([("a", "1 2"), ("a", ""), ("b", "")], "duplicate ids"),
+        ([("a", "1_0 2"), ("b", "")], "'a \\(submission\\)'.*'1_0' .* is not an integer"),
+        ([("a", "\u0661 2"), ("b", "")], "is not an integer"),
+        ([("a", "9223372036854775807 9223372036854775807"), ("b", "")], "more than 18 digits"),
     ],
 )
 def test_score_errors(tmp_path, sub_rows, message):
@@ -24,6 +27,26 @@ def test_score_errors(tmp_path, sub_rows, message):
     sub = csv_file(tmp_path / "sub.csv", ["id", "predicted"], sub_rows)
     with pytest.raises((ScoreError, ValueError), match=message):
         HuBMAP2021().score(sub, sol)
+
+
+def test_an_empty_solution_is_an_error_not_nan(tmp_path):
+    sol = csv_file(tmp_path / "sol.csv", ["id", "encoding"], [])
+    sub = csv_file(tmp_path / "sub.csv", ["id", "predicted"], [])
+    with pytest.raises(ScoreError, match="sol.csv: no rows to score"):
+        HuBMAP2021().score(sub, sol)
+
+
+@pytest.mark.parametrize("names, ids", [
+    (["a.tiff", "b.tif"], ["a", "b"]),
+    (["a.tiff", "x.tiff.part", "readme.tif.txt", "notes.txt"], ["a"]),  # partial downloads, stray files
+    (["a.tiff", "._a.tiff", ".b.tiff"], ["a"]),  # macOS resource forks, hidden files
+    (["a.tiff", "a.tif"], ["a"]),
+])
+def test_without_a_sample_submission_only_slide_files_become_ids(tmp_path, names, ids):
+    (tmp_path / "test").mkdir()
+    for name in names:
+        (tmp_path / "test" / name).write_bytes(b"")
+    assert HuBMAP2021().read_ids(tmp_path) == ids
 
 
 def test_predict_then_score_on_real_tissue_equals_in_memory_dice(data_dir, tmp_path, capsys):

@@ -67,6 +67,20 @@ def test_worked_examples(rows, expected):
         ("1 3 3 2", (4, 4), "unsorted or overlaps"),
         ("15 3", (4, 4), "past the end|reach pixel 17"),
         ("1 2", (0, 4), "shape must be positive"),
+        # numbers as Kaggle's scorer reads them, not as Python's int() does
+        ("1_0 2", (4, 4), "'1_0' at character 1 is not an integer"),
+        ("\u0661 2", (4, 4), "is not an integer"),  # an Arabic-Indic digit
+        ("1 \uff12", (4, 4), "is not an integer"),  # a full-width digit
+        ("+1 2", (4, 4), "'\\+1' at character 0 is not an integer"),
+        ("-1 2", (4, 4), "'-1' at character 0 is not an integer"),
+        ("1 2\u00a03 4", (4, 4), "is not an integer"),  # a no-break space
+        ("1 2\x00", (4, 4), "is not an integer"),
+        ("9223372036854775807 9223372036854775807", (4, 4), "has more than 18 digits"),  # int64 max: ends overflow
+        ("1 99999999999999999999999", (4, 4), "at position 1 has more than 18 digits"),
+        ("1 1000000000000000000", (4, 4), "has more than 18 digits"),
+        ("1 2", (4.7, 4), "whole pixels"),
+        ("1 2", ("4", 4), "whole pixels"),
+        ("1 2", (4,), "shape must be"),
     ],
 )
 def test_malformed_encodings_are_rejected_with_the_reason(encoding, shape, message):
@@ -175,3 +189,38 @@ def test_real_rle_window_decode(aaa6):
     part = rle.decode_window(encoding, shape, window)
     assert np.array_equal(part, whole[10_000:10_500, 5_150:5_600])
     assert abs(part.mean() - 0.1640) < 0.001  # glomerulus fraction stated for this crop
+
+
+def test_the_largest_accepted_numbers_cannot_overflow():
+    starts, ends = rle.parse("999999999999999999 999999999999999999")
+    assert ends[0] == 2 * 999999999999999999 - 1  # start + length - 1, exact in int64
+    with pytest.raises(rle.RLEError, match="reach pixel"):
+        rle.parse("999999999999999999 999999999999999999", (50_000, 40_000))
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ([1, 2, 2, 1], "1 4"),  # numpy takes any non-zero byte of a bool array as True
+    ([0, 2, 0, 1], "2 1 4 1"),
+    ([255, 255, 0, 0], "1 2"),
+])
+def test_bool_views_of_other_bytes_encode_as_their_truth(raw, expected):
+    strip = np.array(raw, np.uint8).reshape(4, 1).view(np.bool_)
+    assert rle.encode(strip) == expected == rle.encode(np.array(raw).reshape(4, 1) != 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from("0123456789 \t\n-+_.e\u0661\u00a0x"), max_size=40),
+       shape=st.tuples(st.integers(1, 30), st.integers(1, 30)))
+def test_fuzzed_encodings_decode_exactly_or_raise_rle_errors(text, shape):
+    try:
+        mask = rle.decode(text, shape)
+    except rle.RLEError:
+        return
+    assert mask.shape == shape and set(np.unique(mask)) <= {0, 1}
+    assert rle.encode(mask) == " ".join(text.split()) or _has_touching_runs(text)
+
+
+def _has_touching_runs(text: str) -> bool:
+    """Touching runs ('1 2 3 2') decode fine but re-encode as one run."""
+    values = [int(v) for v in text.split()]
+    return any(values[i] + values[i + 1] == values[i + 2] for i in range(0, len(values) - 2, 2))

@@ -1,5 +1,7 @@
+import numpy as np
 import pandas as pd
 import pytest
+import tifffile
 
 from hubkit.formats import rle
 from hubkit.inference import PredictConfig, predict_folder, predict_image
@@ -34,3 +36,58 @@ def test_ids_that_are_paths_never_reach_the_file_system(tmp_path, slide_id):
     with pytest.raises(Exception, match="not a plain file name"):
         predict_folder(data, tmp_path / "submission.csv", echo(), PredictConfig(**EXACT))
     assert not (tmp_path / "submission.csv").exists()
+
+
+def _competition(tmp_path, slides: dict):
+    data = tmp_path / "comp"
+    (data / "test").mkdir(parents=True)
+    csv_file(data / "sample_submission.csv", ["id", "predicted"], [(i, "") for i in slides])
+    for slide_id, image in slides.items():
+        if image is not None and image.ndim == 2:
+            tifffile.imwrite(data / "test" / f"{slide_id}.tiff", image, photometric="minisblack", tile=(32, 32))
+        elif image is not None:
+            write_slide(data / "test" / f"{slide_id}.tiff", image)
+    return data
+
+
+@pytest.mark.parametrize("image, fails, line", [
+    (smooth_image((64, 64))[..., 0], True, "single-band (greyscale) image"),  # every tile would be 'no tissue'
+    (np.full((64, 64, 3), 240, np.uint8), False, "no tile passed the tissue test"),  # glass only
+    (np.repeat(smooth_image((64, 64))[..., :1], 3, -1), False, "no tile passed the tissue test"),  # grey as RGB
+    (smooth_image((64, 64)), False, None),
+])
+def test_slides_that_would_come_out_empty_are_not_silent(tmp_path, image, fails, line):
+    data = _competition(tmp_path, {"s": image})
+    logged = []
+    result = predict_folder(data, tmp_path / "sub.csv", echo(), PredictConfig(device="cpu"), log=logged.append)
+    assert result.failed == (["s"] if fails else [])
+    if line:
+        assert len(logged) == 1 and line in logged[0] and "s" in logged[0]
+    else:
+        assert not logged
+
+
+def test_a_rerun_that_fails_keeps_the_earlier_good_submission(tmp_path):
+    data = _competition(tmp_path, {"a": smooth_image((64, 64)), "b": smooth_image((64, 64), seed=1)})
+    out = tmp_path / "sub.csv"
+    predict_folder(data, out, echo(), PredictConfig(**EXACT))
+    good = out.read_bytes()
+    assert pd.read_csv(out, dtype=str, keep_default_na=False)["predicted"].str.len().min() > 0
+    for name in ("a", "b"):  # the slides are gone or replaced: every slide of the rerun fails
+        (data / "test" / f"{name}.tiff").write_bytes(b"II*\x00broken")
+    result = predict_folder(data, out, echo(), PredictConfig(**EXACT), log=lambda _: None)
+    assert result.failed == ["a", "b"]
+    assert out.read_bytes() == good
+
+
+@pytest.mark.parametrize("earlier", [
+    "id,predicted\nother,1 2\n",  # another competition's ids
+    "not a csv \x00\n",
+    "id,wrong\na,\nb,\n",
+])
+def test_a_file_that_is_not_this_runs_submission_is_replaced_by_placeholders_at_once(tmp_path, earlier):
+    data = _competition(tmp_path, {"a": None, "b": None})  # both slides missing: every slide fails
+    out = tmp_path / "sub.csv"
+    out.write_text(earlier)
+    predict_folder(data, out, echo(), PredictConfig(**EXACT), log=lambda _: None)
+    assert out.read_text() == "id,predicted\na,\nb,\n"

@@ -93,7 +93,7 @@ def test_pages_layout_is_detected(tmp_path, rgb):
     _write_pages(tmp_path / "p.tiff", rgb)
     with rasterio.open(tmp_path / "p.tiff") as ds:
         assert ds.count != 3  # the layout rasterio users trip over
-    slide = open_slide(tmp_path / "p.tiff")
+    slide = open_slide(tmp_path / "p.tiff", backend="rasterio")
     assert slide.layout == "pages"
     assert np.array_equal(slide.read((0, 0, 301, 517)), rgb)
 
@@ -268,8 +268,101 @@ def test_files_that_are_not_tiffs_never_reach_gdal(tmp_path, name, content):
         open_slide(path)
 
 
-def test_the_probe_that_matched_is_named(tmp_path, rgb):
+@pytest.mark.parametrize("compression, name, backend", [
+    (None, "tiff", "rasterio"),
+    ("lzw", "tiff", "rasterio"),
+    ("jpeg", "tiff", "rasterio"),
+    ("zlib", "tiff-deflate", "tifffile"),  # tifffile checks each tile's Adler-32; libtiff does not
+])
+def test_the_probe_that_matched_is_named(tmp_path, rgb, compression, name, backend):
     from hubkit.slides import probe
 
-    path = write_slide(tmp_path / "s.tiff", rgb)
-    assert probe(path).name == "tiff" and probe(path).backend == "rasterio"
+    path = write_slide(tmp_path / "s.tiff", rgb, compression=compression)
+    assert (probe(path).name, probe(path).backend) == (name, backend)
+
+
+def _corrupt_deflate_tile(path, rgb):
+    """A deflate TIFF whose second tile has one flipped byte that libtiff inflates without complaint."""
+    tifffile.imwrite(path, rgb, tile=(128, 128), compression="zlib", photometric="rgb")
+    with tifffile.TiffFile(path) as tf:
+        offset, count = tf.pages[0].dataoffsets[1], tf.pages[0].databytecounts[1]
+    data = bytearray(path.read_bytes())
+    for k in range(offset + 2, offset + count - 4, 97):  # the first flip GDAL decodes to other pixels
+        trial = bytearray(data)
+        trial[k] ^= 0x10
+        path.write_bytes(bytes(trial))
+        try:
+            with open_slide(path, backend="rasterio") as slide:
+                if not np.array_equal(slide.read((0, 0, 128, 256)), rgb[:128, :256]):
+                    return path
+        except SlideError:
+            continue
+    raise AssertionError("no silent corruption found to test with")
+
+
+def test_a_corrupt_deflate_tile_is_an_error_not_garbage(tmp_path):
+    rgb = (np.random.default_rng(3).integers(0, 4, (256, 256, 3)) * 64).astype(np.uint8)
+    path = _corrupt_deflate_tile(tmp_path / "bad.tiff", rgb)  # GDAL reads it as other pixels
+    with open_slide(path) as slide:
+        assert slide.read((0, 0, 128, 128)).shape == (128, 128, 3)  # the intact tile still reads
+        with pytest.raises(SlideError, match=r"bad.tiff: failed to read window .*(Deflate|zlib|checksum)"):
+            slide.read((0, 0, 128, 256))
+
+
+def _pages(path, dtypes):
+    rng = np.random.default_rng(0)
+    with tifffile.TiffWriter(path) as tw:
+        for dtype in dtypes:
+            tw.write(rng.integers(0, 255, (64, 64)).astype(dtype), photometric="minisblack", tile=(32, 32))
+    return path
+
+
+@pytest.mark.parametrize("backend", ["rasterio", "tifffile"])
+@pytest.mark.parametrize("dtypes, page", [
+    (("uint8", "uint16", "uint8"), 2),
+    (("uint8", "uint8", "float32"), 3),
+])
+def test_every_page_of_a_one_band_per_page_slide_must_be_8_bit(tmp_path, backend, dtypes, page):
+    path = _pages(tmp_path / "pages.tiff", dtypes)
+    with pytest.raises(SlideError, match=f"pages.tiff: page {page}'s pixels are {dtypes[page - 1]}"):
+        open_slide(path, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["rasterio", "tifffile"])
+@pytest.mark.parametrize("scale", [1, 257], ids=["8-bit-map", "16-bit-map"])
+def test_palette_slides_read_through_their_colour_map(tmp_path, backend, scale):
+    rng = np.random.default_rng(5)
+    lut = rng.integers(0, 256, (256, 3)).astype(np.uint8)
+    index = rng.integers(0, 256, (96, 80)).astype(np.uint8)
+    path = tmp_path / "palette.tiff"
+    tifffile.imwrite(path, index, photometric="palette", colormap=lut.T.astype(np.uint16) * scale, tile=(32, 32))
+    with open_slide(path, backend=backend) as slide:
+        assert slide.colour == "rgb"
+        assert np.array_equal(slide.read((0, 0, 96, 80)), lut[index])
+
+
+@pytest.mark.parametrize("backend", ["rasterio", "tifffile"])
+def test_grey_slides_say_so(tmp_path, rgb, backend):
+    _write_grey(tmp_path / "g.tiff", rgb)
+    with open_slide(tmp_path / "g.tiff", backend=backend) as slide:
+        assert slide.colour == "grey"
+    with open_slide(_write_pages_path(tmp_path, rgb), backend=backend) as slide:
+        assert slide.colour == "rgb"
+
+
+@pytest.mark.parametrize("image, colour", [
+    (np.zeros((8, 8), np.uint8), "grey"),
+    (np.zeros((8, 8, 1), np.uint8), "grey"),
+    (np.zeros((1, 8, 8), np.uint8), "grey"),
+    (np.zeros((8, 8, 3), np.uint8), "rgb"),
+    (np.zeros((1, 8, 3), np.uint8), "rgb"),
+    (np.zeros((8, 8, 4), np.uint8), "rgb"),
+])
+def test_in_memory_slides_know_their_colour(image, colour):
+    assert InMemorySlide(image).colour == colour
+
+
+def _write_pages_path(tmp_path, rgb):
+    path = tmp_path / "p.tiff"
+    _write_pages(path, rgb)
+    return path

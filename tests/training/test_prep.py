@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hubkit.errors import DataError
 from hubkit.training.prep import (
+    INDEX_COLUMNS,
     folds_by_group,
     read_index,
 )
@@ -59,3 +61,55 @@ def test_tiles_from_competition_slides_with_rle_or_polygons(tmp_path, data_dir):
         assert got.any() and got.shape == (256, 256)
         small = cv2.resize(expected.astype(np.float32), (256, 256), interpolation=cv2.INTER_AREA) >= 0.5
         assert (got == small).mean() > 0.99
+
+
+def _tile_set(root, rows):
+    """A tile set of small PNG tiles: ``rows`` of (image name, image (h, w), mask name, mask (h, w))."""
+    (root / "t").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for image, ishape, mask, mshape in rows:
+        if ishape:
+            cv2.imwrite(str(root / "t" / image), np.full((*ishape, 3), 128, np.uint8))
+        if mshape:
+            cv2.imwrite(str(root / "t" / mask), np.zeros(mshape, np.uint8))
+        lines.append({"image": f"t/{image}", "mask": f"t/{mask}", "source": "s", "group": "g", "scale": 1,
+                      "height": 32, "width": 32, "glomerulus_fraction": 0})
+    pd.DataFrame(lines, columns=INDEX_COLUMNS).to_csv(root / "index.csv", index=False)
+    return root
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([("a.png", (32, 32), "a_m.png", (32, 32))], None),
+    ([("a.png", (32, 32), "a_m.png", (32, 40))], r"line 2: mask t/a_m.png is 32 x 40 px but its image t/a.png is 32 x 32"),
+    ([("a.png", (32, 32), "a_m.png", (32, 32)), ("b.png", None, "b_m.png", (32, 32))], "line 3: tile t/b.png not found"),
+    ([("a.png", (32, 32), "../../etc/passwd", None)], "points outside the tile set"),
+    ([("a.png", (32, 32), "a_m.png", None)], "tile t/a_m.png not found"),
+    ([], "lists no tiles"),
+])
+def test_a_broken_tile_set_fails_before_training_naming_the_file(tmp_path, rows, message):
+    root = _tile_set(tmp_path, rows)
+    if message is None:
+        index, _ = read_index(root)
+        assert len(index) == len(rows)
+        return
+    with pytest.raises(DataError, match=message) as info:
+        read_index(root)
+    assert "index.csv" in str(info.value)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "not a readable tile index"),
+    (b"image,mask\na.png,a_m.png\n", "missing columns"),
+    (b"\xff\xfe\x00\x01", "not a readable tile index|missing columns"),
+])
+def test_an_unreadable_index_is_named(tmp_path, content, message):
+    (tmp_path / "index.csv").write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        read_index(tmp_path)
+
+
+def test_a_tile_that_is_not_an_image_is_named(tmp_path):
+    root = _tile_set(tmp_path, [("a.png", (32, 32), "a_m.png", (32, 32))])
+    (root / "t" / "a.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="tile t/a.png is not a readable image"):
+        read_index(root)
