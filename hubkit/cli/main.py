@@ -26,6 +26,13 @@ def _predict_options(p: argparse.ArgumentParser, zoo_help: str = "folder searche
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", default="local", choices=["local", "dask"],
+                   help="local: this process (every --devices device); dask: one task per slide on Dask workers")
+    p.add_argument("--workers", type=int, help="dask: local worker processes (default: one per core)")
+    p.add_argument("--scheduler", help="dask: a running scheduler's address (tcp://host:8786) instead of a local cluster")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hubkit", description=hubkit.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"hubkit {hubkit.__version__}")
@@ -53,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data_dir", help="the competition folder (sample_submission.csv and test/)")
     p.add_argument("--out", default="submission.csv", help="submission file (default: submission.csv)")
     p.add_argument("--format", default=DEFAULT_FORMAT, choices=list(FORMATS), help=f"competition format: {formats}")
+    _engine_options(p)
+    p.add_argument("--retries", type=int, default=3, help="dask: worker deaths one slide may survive (default: 3)")
+    p.add_argument("--fresh", action="store_true", help="dask: discard an earlier run's parts instead of resuming")
     _predict_options(p)
 
     p = command("score", "score a submission against a solution; the last line is '<metric> <value>'")
@@ -69,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pixel-size", type=float, help="full-resolution pixel size in um (physical units, density)")
     p.add_argument("--iou", type=float, default=0.5, help="IoU at which a prediction finds a glomerulus (default: 0.5)")
     p.add_argument("--out", default="out/analysis", help="output folder (default: out/analysis)")
+    _engine_options(p)
     _predict_options(p, "models for each glomerulus' confidence, a second inference pass (default: none)")
 
     p = command("wheelhouse", "the wheels a Kaggle image lacks, resolved against its own versions")

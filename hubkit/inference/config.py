@@ -6,6 +6,8 @@ its flag (``"flag"``); `hubkit.cli` builds its options from them, so defaults li
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 from dataclasses import dataclass, field, fields
@@ -80,6 +82,10 @@ class PredictConfig:
     strip_width: int = _opt(512, "full-resolution columns handed to the sink at a time")
     reader_threads: Optional[int] = _opt(None, "threads reading tiles ahead of the model (default: 2 on CPU, all cores on CUDA)")
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N", "--device")
+    devices: str = _opt("", "comma-separated devices that share the slides, one model replica each "
+                            "(default: every visible GPU, else --device)", "--devices")
+    torch_threads: Optional[int] = _opt(None, "torch intra-op threads per process (default: torch's own)",
+                                        "--torch-threads")
     amp: bool = _opt(True, "autocast: fp16 on CUDA, bf16 on CPU")
     progress: bool = _opt(False, "progress bar and a timing line per slide")
 
@@ -98,7 +104,7 @@ class PredictConfig:
             raise bad("min_tissue", "a fraction in [0, 1]")
         if not (isinstance(self.sigma_scale, (int, float)) and math.isfinite(self.sigma_scale) and self.sigma_scale > 0):
             raise bad("sigma_scale", "a positive number")
-        for name in ("sw_batch_size", "reader_threads"):
+        for name in ("sw_batch_size", "reader_threads", "torch_threads"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, int) and value >= 1):
                 raise bad(name, "a whole number >= 1 or None")
@@ -119,3 +125,27 @@ class PredictConfig:
 
     def torch_device(self) -> torch.device:
         return resolve_device(self.device)
+
+    def device_list(self) -> list[torch.device]:
+        """The devices that share a folder's slides: ``devices`` if set, else every visible GPU
+        when ``device`` is ``auto`` or ``cuda`` and there are several, else ``device`` alone.
+
+        Raises:
+            ConfigError: an unknown device name, or CUDA asked for where there is none.
+        """
+        if self.devices.strip():
+            return [resolve_device(d.strip()) for d in self.devices.split(",") if d.strip()]
+        if self.device in ("auto", "cuda") and torch.cuda.device_count() > 1:
+            return [torch.device(f"cuda:{i}") for i in range(torch.cuda.device_count())]
+        return [self.torch_device()]
+
+    def apply_threads(self) -> None:
+        """Set torch's intra-op threads of this process to ``torch_threads`` (when set)."""
+        if self.torch_threads:
+            torch.set_num_threads(self.torch_threads)
+
+    def fingerprint(self) -> str:
+        """sha256 of the settings that change a prediction (not where or how fast it runs)."""
+        skip = {"device", "devices", "torch_threads", "reader_threads", "progress"}
+        doc = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+        return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()

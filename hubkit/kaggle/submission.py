@@ -109,23 +109,26 @@ def run_submission(inputs: KaggleInputs, out_csv="/kaggle/working/submission.csv
         raise MissingInputError("no model card under the input tree; the placeholder submission stays")
     cfg = cfg or PredictConfig()
     ensemble = load_zoo(inputs.zoo).to(cfg.torch_device())
+    devices = cfg.device_list()  # both T4s of a NvidiaTeslaT4 notebook, each with a replica
     log(f"{len(ids)} slides, {len(ensemble)} model(s) from {inputs.zoo}, TTA {cfg.tta}, "
-        f"limit {time_limit_s / 3600:.1f} h")
+        f"{len(devices)} device(s) ({', '.join(map(str, devices))}), limit {time_limit_s / 3600:.1f} h")
     start = time.perf_counter()
-    shapes = [_shape(fmt, inputs.competition, i) for i in ids]
+    shapes = dict(zip(ids, (_shape(fmt, inputs.competition, i) for i in ids)))
     pace = Pace()
 
     def after_slide(outcome: SlideOutcome, left: int, ensemble: Ensemble, cfg: PredictConfig):
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+        shapes.pop(outcome.slide_id, None)
         if outcome.prediction is None:
             return ensemble, cfg
         pace.add(outcome.prediction, cfg.tta)
         if not left:
             return ensemble, cfg
-        known = [s for s in shapes[len(shapes) - left:] if s is not None]
-        return fit_budget(cfg, ensemble, pace, known, time_limit_s - (time.perf_counter() - start), log)
+        known = [s for s in shapes.values() if s is not None]  # the slides not finished (some may be running)
+        device_seconds = (time_limit_s - (time.perf_counter() - start)) * len(devices)
+        return fit_budget(cfg, ensemble, pace, known, device_seconds, log)
 
     result = predict_folder(inputs.competition, out_csv, ensemble, cfg, fmt, log=log, after_slide=after_slide)
     if ids and not result.ok:

@@ -8,6 +8,7 @@ models to a device.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -92,6 +93,11 @@ class Ensemble:
     def to(self, device) -> "Ensemble":
         """Every model on ``device``, in eval mode and channels-last."""
         return Ensemble([Member(m.model.to(device).eval().to(memory_format=torch.channels_last), m.card)
+                         for m in self.members])
+
+    def replica(self, device) -> "Ensemble":
+        """A copy of every model on ``device`` (eval mode, channels-last); this ensemble is unchanged."""
+        return Ensemble([Member(copy.deepcopy(m.model).to(device).eval().to(memory_format=torch.channels_last), m.card)
                          for m in self.members])
 
     def describe(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -23,7 +24,8 @@ from hubkit.models.card import CARD_FILE, FLAT_CARD_SUFFIX, ModelCard
 from hubkit.models.ensemble import Ensemble
 from hubkit.models.registry import create_model
 
-__all__ = ["save", "load", "is_card_file", "find_cards", "walk_once", "load_zoo", "default_zoo_dir"]
+__all__ = ["save", "load", "is_card_file", "find_cards", "walk_once", "choose_cards", "load_zoo", "ZooSource",
+           "default_zoo_dir"]
 
 
 def _sha256(path: Path) -> str:
@@ -131,12 +133,13 @@ def walk_once(root) -> Iterator[tuple[str, list[str]]]:
         yield folder, files
 
 
-def load_zoo(root, names: Optional[list[str]] = None, device: str = "cpu") -> Ensemble:
-    """Load every model under ``root`` (or those whose card ``name`` is in ``names``) as an ensemble.
+def choose_cards(root, names: Optional[list[str]] = None) -> list[Path]:
+    """The card files of the models under ``root`` (or those whose card ``name`` is in ``names``,
+    in that order), read and checked but not loaded.
 
     Raises:
         CardError: no cards found, two cards of one name, a requested name missing (the message
-            lists those found), or any model failing to load.
+            lists those found), or an invalid card.
     """
     cards = find_cards(root)
     if not cards:
@@ -148,14 +151,43 @@ def load_zoo(root, names: Optional[list[str]] = None, device: str = "cpu") -> En
             raise CardError(f"{root}: two models named {name!r} ({by_name[name].parent} and {path.parent}); "
                             "an ensemble would weigh it twice")
         by_name[name] = path
-    if names is not None:
-        absent = [n for n in names if n not in by_name]
-        if absent:
-            raise CardError(f"{root}: no models named {absent}; found {sorted(by_name)}")
-        chosen = [by_name[n] for n in names]
-    else:
-        chosen = list(by_name.values())
-    return Ensemble.of([load(path, device) for path in chosen])
+    if names is None:
+        return list(by_name.values())
+    absent = [n for n in names if n not in by_name]
+    if absent:
+        raise CardError(f"{root}: no models named {absent}; found {sorted(by_name)}")
+    return [by_name[n] for n in names]
+
+
+def load_zoo(root, names: Optional[list[str]] = None, device: str = "cpu") -> Ensemble:
+    """Load every model under ``root`` (or those whose card ``name`` is in ``names``) as an ensemble.
+
+    Raises:
+        CardError: see `choose_cards`, or any model failing to load.
+    """
+    return Ensemble.of([load(path, device) for path in choose_cards(root, names)])
+
+
+@dataclass(frozen=True)
+class ZooSource:
+    """Where an ensemble comes from, small enough to send to other processes, which load it there
+    (`hubkit.inference.cluster` workers load their models once each).
+
+    Attributes:
+        root: the zoo folder.
+        names: the models to use, or None for all of them.
+    """
+
+    root: str
+    names: Optional[tuple[str, ...]] = None
+
+    def cards(self) -> list[ModelCard]:
+        """The chosen models' cards (their ``sha256`` identify the weights)."""
+        return [ModelCard.read(p) for p in choose_cards(self.root, list(self.names) if self.names else None)]
+
+    def load(self, device: str = "cpu") -> Ensemble:
+        """The ensemble, on ``device``."""
+        return load_zoo(self.root, list(self.names) if self.names else None).to(device)
 
 
 def default_zoo_dir() -> Path:

@@ -40,6 +40,7 @@ class TrainConfig:
         cutmix: probability of pasting a random box of a shuffled copy into the batch (CutMix).
         strength: augmentation strength.
         workers: DataLoader workers.
+        amp: autocast (fp16 on CUDA with a gradient scaler, bf16 on CPU); off = float32 throughout.
         device: ``"auto"``, ``"cuda"`` or ``"cpu"``.
         seed: seeds Python, numpy, torch and every crop.
         max_steps: stop each fold after this many steps (tests, smoke runs); 0 = no limit.
@@ -70,6 +71,7 @@ class TrainConfig:
     cutmix: float = spec(0.0, low=0, high=1)
     strength: float = spec(1.0, low=0, high=10)
     workers: int = spec(2, low=0, high=256)
+    amp: bool = True
     device: str = spec("auto", pattern=r"auto|cpu|cuda(:[0-9]+)?", pattern_help="auto, cpu, cuda or cuda:N")
     seed: int = spec(0, low=0)
     max_steps: int = spec(0, low=0)

@@ -3,7 +3,9 @@
 k-fold by the index's ``group`` column (neighbouring tiles never straddle folds), AdamW with
 linear warm-up then linear decay, AMP on CUDA (bf16 autocast on CPU), validation Dice every
 epoch, and the best epoch of each fold saved as a zoo model whose card carries its CV score.
-The same config runs on CPU (slowly) and on CUDA unchanged.
+The same config runs on CPU (slowly) and on CUDA unchanged, in one process or in several with
+``torchrun`` (`hubkit.training.distributed`: DDP, each rank a share of every batch, validation sums
+reduced, rank 0 writing), and every epoch is checkpointed so a killed run resumes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from hubkit._io import atomic_write
 from hubkit.errors import ConfigError, DataError, ModelOutputError
 from hubkit.formats.metrics import dice_from_counts
 from hubkit.inference.config import resolve_device
@@ -29,10 +32,11 @@ from hubkit.models.card import ModelCard
 from hubkit.models.registry import create_model
 from hubkit.training.config import TrainConfig
 from hubkit.training.data import TrainTiles, ValidTiles
+from hubkit.training.distributed import EpochShard, Ranks
 from hubkit.training.losses import get_loss
 from hubkit.training.prep import folds_by_group, read_index, tile_set_stats
 
-__all__ = ["run", "train_fold", "train_loader", "evaluate", "summary_json"]
+__all__ = ["run", "train_fold", "train_loader", "evaluate", "checkpoint_path", "summary_json"]
 
 
 def _seed(seed: int) -> None:
@@ -53,20 +57,22 @@ def _lr_lambda(total: int, warmup: float):
 
 
 @torch.inference_mode()
-def evaluate(model, loader, device, amp_dtype, threshold: float = 0.5) -> dict:
-    """Pooled and per-tile Dice of a model over whole validation tiles."""
+def evaluate(model, loader, device, amp_dtype, threshold: float = 0.5, ranks: Optional[Ranks] = None,
+             amp: bool = True) -> dict:
+    """Pooled and per-tile Dice of a model over whole validation tiles (each rank's share of them,
+    summed over the ranks: the same numbers as one process over all tiles)."""
     model.eval()
-    inter = total = 0.0
-    per_tile = []
+    inter = total = per_tile = tiles = 0.0
     for image, mask, h, w in loader:
-        with torch.autocast(device.type, dtype=amp_dtype):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
             logits = model(image.to(device, non_blocking=True))
         pred = (torch.sigmoid(logits.float())[:, 0, : int(h), : int(w)] > threshold).float().cpu()
         i, t = float((pred * mask).sum()), float(pred.sum() + mask.sum())
         inter, total = inter + i, total + t
-        per_tile.append(dice_from_counts(i, t))
+        per_tile, tiles = per_tile + dice_from_counts(i, t), tiles + 1
     model.train()
-    return {"dice": dice_from_counts(inter, total), "dice_per_tile": float(np.mean(per_tile))}
+    inter, total, per_tile, tiles = (ranks or Ranks()).sum([inter, total, per_tile, tiles])
+    return {"dice": dice_from_counts(inter, total), "dice_per_tile": per_tile / max(tiles, 1)}
 
 
 def _mix(image: torch.Tensor, mask: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,22 +94,18 @@ def _mix(image: torch.Tensor, mask: torch.Tensor, cfg: TrainConfig) -> tuple[tor
     return image, mask
 
 
-def train_loader(dataset: TrainTiles, cfg: TrainConfig, pin_memory: bool = False) -> DataLoader:
-    """Batches of training crops. Workers are made afresh each epoch (not persistent), so they see
-    the epoch `TrainTiles.set_epoch` sets and draw new crops."""
-    return DataLoader(dataset, cfg.batch_size, shuffle=False, num_workers=cfg.workers, pin_memory=pin_memory,
+def train_loader(dataset: TrainTiles, cfg: TrainConfig, pin_memory: bool = False,
+                 ranks: Optional[Ranks] = None) -> DataLoader:
+    """This rank's batches of training crops (`EpochShard`; all of them with one process). Workers
+    are made afresh each epoch (not persistent), so they see the epoch `TrainTiles.set_epoch` sets."""
+    sampler = EpochShard(len(dataset), cfg.batch_size, ranks or Ranks())
+    return DataLoader(dataset, sampler.per, sampler=sampler, num_workers=cfg.workers, pin_memory=pin_memory,
                       drop_last=True)
 
 
-def train_fold(cfg: TrainConfig, fold: int, progress: bool = True) -> dict:
-    """Train one fold; save its best epoch as a zoo model. Returns the fold's summary."""
-    if cfg.classes != 1:
-        raise ConfigError(
-            "training a 2-class (healthy/unhealthy) head needs masks labelled 1 and 2; the tile sets "
-            "hubkit prepares have one class, so set classes to 1"
-        )
-    _seed(cfg.seed + fold)
-    device = resolve_device(cfg.device)
+def _fold_tiles(cfg: TrainConfig, fold: int, ranks: Ranks):
+    """The fold's training crops, this rank's share of its validation tiles, the tile statistics
+    and the number of validation tiles in all."""
     index, root = read_index(cfg.tiles)
     stats = tile_set_stats(root) or {"mean": [0.5] * 3, "std": [0.5] * 3}
     fold_of = folds_by_group(index["group"], cfg.folds, cfg.seed)
@@ -114,39 +116,115 @@ def train_fold(cfg: TrainConfig, fold: int, progress: bool = True) -> dict:
         raise DataError(f"fold {fold}: {len(train_idx)} training and {len(valid_idx)} validation tiles; need both")
     train_ds = TrainTiles(train_idx, root, cfg.crop, stats["mean"], stats["std"], cfg.samples_per_epoch,
                           strength=cfg.strength, seed=cfg.seed)
-    valid_ds = ValidTiles(valid_idx, root, stats["mean"], stats["std"])
+    valid_ds = ValidTiles(valid_idx.iloc[ranks.rank :: ranks.world], root, stats["mean"], stats["std"])
+    return train_ds, valid_ds, stats, len(valid_idx)
+
+
+def _fold_card(cfg: TrainConfig, fold: int, stats: dict, scores: dict, epoch: int, valid_tiles: int) -> ModelCard:
+    return ModelCard(
+        architecture=cfg.architecture, encoder=cfg.encoder, name=f"{cfg.name}-fold{fold}",
+        classes=cfg.classes, class_names=["glomerulus"] if cfg.classes == 1 else ["healthy", "unhealthy"],
+        scale=cfg.scale, tile_size=cfg.tile_size, mean=tuple(stats["mean"]), std=tuple(stats["std"]),
+        training_data=cfg.training_data or f"tile set {cfg.tiles}: {stats.get('sources', '')}",
+        cv_score=round(scores["dice"], 5),
+        notes=f"fold {fold} of {cfg.folds} (groups never split); best epoch {epoch} of {cfg.epochs}",
+        extra={"fold": fold, "valid_tiles": valid_tiles, "dice_per_tile": round(scores["dice_per_tile"], 5),
+               "config": asdict(cfg)},
+    )
+
+
+def checkpoint_path(cfg: TrainConfig, fold: int) -> Path:
+    """Where a fold's last finished epoch is kept until the fold ends (resumed by a rerun)."""
+    return Path(cfg.out) / f"{cfg.name}-fold{fold}.checkpoint.pt"
+
+
+def _config_key(cfg: TrainConfig) -> str:
+    """The settings a checkpoint must share with the run that resumes it (not the data loader's)."""
+    doc = {k: v for k, v in asdict(cfg).items() if k not in ("workers", "device", "train_folds")}
+    return json.dumps(doc, sort_keys=True)
+
+
+def _resume(path: Path, cfg: TrainConfig, parts: dict, log) -> Optional[dict]:
+    """Load a checkpoint into ``parts`` (model, optim, sched, scaler); its counters, or None."""
+    if not path.is_file():
+        return None
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - a torn or foreign file: start the fold afresh
+        log(f"hubkit: {path}: unreadable checkpoint ({type(err).__name__}); starting the fold afresh")
+        return None
+    if ckpt.get("config") != _config_key(cfg):
+        log(f"hubkit: {path}: a checkpoint of another config; starting the fold afresh")
+        return None
+    for name, obj in parts.items():
+        obj.load_state_dict(ckpt[name])
+    return {k: ckpt[k] for k in ("epoch", "step", "best")}
+
+
+def train_fold(cfg: TrainConfig, fold: int, progress: bool = True, ranks: Optional[Ranks] = None) -> dict:
+    """Train one fold; save its best epoch as a zoo model. Returns the fold's summary.
+
+    Each finished epoch is checkpointed (``<out>/<name>-fold<k>.checkpoint.pt``): a rerun of the
+    same config (or ``torchrun --max-restarts``) resumes from the epoch after it, with the same
+    crops and random draws it would have made; the checkpoint is removed when the fold ends. With
+    several ranks, rank 0 alone writes files.
+    """
+    if cfg.classes != 1:
+        raise ConfigError(
+            "training a 2-class (healthy/unhealthy) head needs masks labelled 1 and 2; the tile sets "
+            "hubkit prepares have one class, so set classes to 1"
+        )
+    ranks = ranks or Ranks(device=resolve_device(cfg.device))
+    device = ranks.device
+    say = print if progress and ranks.main else (lambda *a, **k: None)
+    _seed(cfg.seed + fold)
+    train_ds, valid_ds, stats, valid_tiles = _fold_tiles(cfg, fold, ranks)
     pin = device.type == "cuda"
-    train_dl = train_loader(train_ds, cfg, pin)
+    train_dl = train_loader(train_ds, cfg, pin, ranks)
     valid_dl = DataLoader(valid_ds, 1, num_workers=cfg.workers, pin_memory=pin)
     model = create_model(cfg.architecture, cfg.encoder, cfg.classes, pretrained=cfg.pretrained or None)
     model = model.to(device).to(memory_format=torch.channels_last)
-    steps_per_epoch = len(train_dl)
-    total = cfg.epochs * steps_per_epoch
+    net = model
+    if ranks.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    total = cfg.epochs * len(train_dl)
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, _lr_lambda(total, cfg.warmup))
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    scaler = torch.amp.GradScaler(enabled=device.type == "cuda")
+    scaler = torch.amp.GradScaler(enabled=cfg.amp and device.type == "cuda")
     loss_fn = get_loss(cfg.loss)
     out_dir = Path(cfg.out) / f"{cfg.name}-fold{fold}"
     log_path = Path(cfg.out) / f"{cfg.name}-fold{fold}.log.csv"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    best = {"dice": -1.0}
-    step, t0 = 0, time.time()
-    with open(log_path, "w", newline="") as log_file:
-        log = csv.writer(log_file)
-        log.writerow(["epoch", "step", "lr", "train_loss", "valid_dice", "valid_dice_per_tile", "seconds"])
-        for epoch in range(cfg.epochs):
+    ckpt_path = checkpoint_path(cfg, fold)
+    parts = {"model": model, "optim": optim, "sched": sched, "scaler": scaler}
+    state = _resume(ckpt_path, cfg, parts, say) or {"epoch": 0, "step": 0, "best": {"dice": -1.0}}
+    if state["epoch"]:
+        say(f"fold {fold}: resuming after epoch {state['epoch'] - 1} from {ckpt_path}", flush=True)
+    best, step, t0 = state["best"], state["step"], time.time()
+    if ranks.main:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_file = open(log_path, "a" if state["epoch"] else "w", newline="") if ranks.main else None
+    try:
+        log = csv.writer(log_file) if log_file else None
+        if log and not state["epoch"]:
+            log.writerow(["epoch", "step", "lr", "train_loss", "valid_dice", "valid_dice_per_tile", "seconds"])
+        for epoch in range(state["epoch"], cfg.epochs):
+            if step >= total:
+                break
+            _seed(cfg.seed + 1000 * fold + epoch)  # a resumed epoch draws what it would have drawn
             train_ds.set_epoch(epoch)
             losses = []
-            bar = tqdm(train_dl, desc=f"fold {fold} epoch {epoch}", disable=not progress, leave=False)
+            bar = tqdm(train_dl, desc=f"fold {fold} epoch {epoch}", disable=not (progress and ranks.main), leave=False)
             for image, mask in bar:
                 image = image.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                 mask = mask.to(device, non_blocking=True)
                 image, mask = _mix(image, mask, cfg)
-                with torch.autocast(device.type, dtype=amp_dtype):
-                    logits = model(image)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
+                    logits = net(image)
                 loss = loss_fn(logits.float(), mask)
                 if not torch.isfinite(loss):
                     raise ModelOutputError(f"fold {fold} epoch {epoch} step {step}: loss is {loss.item()}")
@@ -160,36 +238,45 @@ def train_fold(cfg: TrainConfig, fold: int, progress: bool = True) -> dict:
                 step += 1
                 if step >= total:
                     break
-            scores = evaluate(model, valid_dl, device, amp_dtype)
-            log.writerow([epoch, step, f"{sched.get_last_lr()[0]:.2e}", f"{np.mean(losses):.5f}",
-                          f"{scores['dice']:.5f}", f"{scores['dice_per_tile']:.5f}", f"{time.time() - t0:.0f}"])
-            log_file.flush()
-            if progress:
-                print(f"fold {fold} epoch {epoch}: loss {np.mean(losses):.4f}  valid Dice {scores['dice']:.4f} "
-                      f"(per tile {scores['dice_per_tile']:.4f})  {time.time() - t0:.0f} s", flush=True)
+            loss_sum, loss_n = ranks.sum([sum(losses), len(losses)])
+            train_loss = loss_sum / max(loss_n, 1)
+            scores = evaluate(model, valid_dl, device, amp_dtype, ranks=ranks, amp=cfg.amp)
+            if log:
+                log.writerow([epoch, step, f"{sched.get_last_lr()[0]:.2e}", f"{train_loss:.5f}",
+                              f"{scores['dice']:.5f}", f"{scores['dice_per_tile']:.5f}", f"{time.time() - t0:.0f}"])
+                log_file.flush()
+            say(f"fold {fold} epoch {epoch}: loss {train_loss:.4f}  valid Dice {scores['dice']:.4f} "
+                f"(per tile {scores['dice_per_tile']:.4f})  {time.time() - t0:.0f} s", flush=True)
             if scores["dice"] > best["dice"]:
-                best = {**scores, "epoch": epoch, "train_loss": float(np.mean(losses))}
-                card = ModelCard(
-                    architecture=cfg.architecture, encoder=cfg.encoder, name=f"{cfg.name}-fold{fold}",
-                    classes=cfg.classes, class_names=["glomerulus"] if cfg.classes == 1 else ["healthy", "unhealthy"],
-                    scale=cfg.scale, tile_size=cfg.tile_size, mean=tuple(stats["mean"]), std=tuple(stats["std"]),
-                    training_data=cfg.training_data or f"tile set {cfg.tiles}: {stats.get('sources', '')}",
-                    cv_score=round(scores["dice"], 5),
-                    notes=f"fold {fold} of {cfg.folds} (groups never split); best epoch {epoch} of {cfg.epochs}",
-                    extra={"fold": fold, "valid_tiles": len(valid_idx), "dice_per_tile": round(scores["dice_per_tile"], 5),
-                           "config": asdict(cfg)},
-                )
-                zoo.save(model, card, out_dir, dtype="float16")
-            if step >= total:
-                break
-    return {"fold": fold, "valid_tiles": len(valid_idx), "model": str(out_dir), **best}
+                best = {**scores, "epoch": epoch, "train_loss": train_loss}
+                if ranks.main:
+                    zoo.save(model, _fold_card(cfg, fold, stats, scores, epoch, valid_tiles), out_dir, dtype="float16")
+            if ranks.main:
+                with atomic_write(ckpt_path, "wb") as f:
+                    torch.save({**{k: v.state_dict() for k, v in parts.items()}, "config": _config_key(cfg),
+                                "epoch": epoch + 1, "step": step, "best": best}, f)
+            ranks.barrier()
+    finally:
+        if log_file:
+            log_file.close()
+    if ranks.main:
+        ckpt_path.unlink(missing_ok=True)
+    return {"fold": fold, "valid_tiles": valid_tiles, "model": str(out_dir), **best}
 
 
 def run(cfg: TrainConfig, progress: bool = True) -> list[dict]:
-    """Train every fold in ``cfg.train_folds``; print and return their summaries."""
-    results = [train_fold(cfg, fold, progress) for fold in cfg.train_folds]
+    """Train every fold in ``cfg.train_folds``; print and return their summaries.
+
+    Under ``torchrun`` every process runs this; they train each fold together (`Ranks`), and rank
+    0 alone prints and writes.
+    """
+    ranks = Ranks.start(cfg.device)
+    try:
+        results = [train_fold(cfg, fold, progress, ranks) for fold in cfg.train_folds]
+    finally:
+        ranks.close()
     dice = [r["dice"] for r in results]
-    if progress:
+    if progress and ranks.main:
         for r in results:
             print(f"fold {r['fold']}: best valid Dice {r['dice']:.4f} (epoch {r['epoch']}, {r['valid_tiles']} tiles) -> {r['model']}")
         print(f"mean CV Dice over {len(dice)} fold(s): {np.mean(dice):.4f}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -24,7 +25,7 @@ from PIL import Image, UnidentifiedImageError
 
 from hubkit._io import atomic_write, write_image
 from hubkit.annotations import load_features, rasterize
-from hubkit.errors import DataError
+from hubkit.errors import ConfigError, DataError
 from hubkit.formats import rle
 from hubkit.inference.tiling import MIN_TISSUE_FRACTION, iter_windows, tissue_fraction, tissue_mask
 from hubkit.slides.base import scaled_size
@@ -111,6 +112,9 @@ def prepare_slides(
     tile: int = 512,
     random_share: float = 0.2,
     seed: int = 0,
+    engine: str = "local",
+    workers: Optional[int] = None,
+    scheduler: Optional[str] = None,
 ) -> list[dict]:
     """Cut tiles from competition training slides: every tile touching a glomerulus, plus random tissue.
 
@@ -121,36 +125,75 @@ def prepare_slides(
         scale: downscale factor to model scale.
         tile: tile side at model scale.
         random_share: chance to keep each tissue tile without glomeruli.
+        seed: seeds each slide's random draws (with the slide's id), so the tiles do not depend
+            on the engine or the order slides finish in.
+        engine: ``"local"`` (one slide after another) or ``"dask"`` (one task per slide,
+            `hubkit.inference.cluster.map_tasks`; ``workers``/``scheduler`` as there).
 
     Returns:
-        Index rows; the group is the slide id.
+        Index rows, slide after slide in the competition's order; the group is the slide id.
+
+    Raises:
+        DataError: a slide that could not be cut (on a Dask worker).
     """
     competition_dir, out_dir = Path(competition_dir), Path(out_dir)
-    rng = np.random.default_rng(seed)
-    rows = []
-    size = int(round(tile * scale))
-    for slide_id, encoding, features in _training_slides(competition_dir):
-        with open_slide(competition_dir / "train" / f"{slide_id}.tiff") as slide:
-            if encoding is not None:
-                runs = rle.parse(encoding, slide.shape, name=slide_id)
+    jobs = [_CutJob(competition_dir, out_dir, slide_id, encoding, features, scale, tile, random_share, seed)
+            for slide_id, encoding, features in _training_slides(competition_dir)]
+    if engine == "local":
+        return [row for job in jobs for row in _cut_slide(job)]
+    if engine != "dask":
+        raise ConfigError(f"engine {engine!r} is not one of local, dask")
+    from hubkit.inference.cluster import map_tasks
 
-                def mask_of(win, runs=runs, shape=slide.shape):
-                    return rle.decode_window(runs, shape, win)
-            else:
-                def mask_of(win, features=features, shape=slide.shape):
-                    return rasterize(features, shape, win, labels=["glomerulus"])
-            thumb_scale = 32
-            tissue = tissue_mask(slide.thumbnail(thumb_scale))
-            for win in iter_windows(slide.shape, size, overlap=0.25):
-                if tissue_fraction(tissue, win, thumb_scale) < MIN_TISSUE_FRACTION:
-                    continue
-                mask = mask_of(win)
-                if not mask.any() and rng.random() >= random_share:
-                    continue
-                image, small = _shrink(slide.read(win), mask, scale)
-                img_rel, mask_rel = _write(out_dir, f"{slide_id}_{win.row}_{win.col}", image, small)
-                rows.append(dict(image=img_rel, mask=mask_rel, source="competition", group=slide_id, scale=scale,
-                                 height=image.shape[0], width=image.shape[1], glomerulus_fraction=float(small.mean())))
+    rows: dict[int, list[dict]] = {}
+    for k, result, error in map_tasks(_cut_slide, jobs, [j.slide_id for j in jobs], workers=workers, scheduler=scheduler):
+        if error is not None:
+            raise DataError(f"{competition_dir / 'train' / jobs[k].slide_id}.tiff: cutting tiles failed on a worker ({error})")
+        rows[k] = result
+    return [row for k in range(len(jobs)) for row in rows[k]]
+
+
+@dataclass(frozen=True)
+class _CutJob:
+    """One training slide to cut into tiles (small enough to send to a worker)."""
+
+    competition_dir: Path
+    out_dir: Path
+    slide_id: str
+    encoding: Optional[str]
+    features: Optional[list]
+    scale: float
+    tile: int
+    random_share: float
+    seed: int
+
+
+def _cut_slide(job: _CutJob) -> list[dict]:
+    """Write one slide's tiles; returns their index rows."""
+    rng = np.random.default_rng([job.seed, *job.slide_id.encode()])
+    rows = []
+    size = int(round(job.tile * job.scale))
+    with open_slide(job.competition_dir / "train" / f"{job.slide_id}.tiff") as slide:
+        if job.encoding is not None:
+            runs = rle.parse(job.encoding, slide.shape, name=job.slide_id)
+
+            def mask_of(win, runs=runs, shape=slide.shape):
+                return rle.decode_window(runs, shape, win)
+        else:
+            def mask_of(win, features=job.features, shape=slide.shape):
+                return rasterize(features, shape, win, labels=["glomerulus"])
+        thumb_scale = 32
+        tissue = tissue_mask(slide.thumbnail(thumb_scale))
+        for win in iter_windows(slide.shape, size, overlap=0.25):
+            if tissue_fraction(tissue, win, thumb_scale) < MIN_TISSUE_FRACTION:
+                continue
+            mask = mask_of(win)
+            if not mask.any() and rng.random() >= job.random_share:
+                continue
+            image, small = _shrink(slide.read(win), mask, job.scale)
+            img_rel, mask_rel = _write(job.out_dir, f"{job.slide_id}_{win.row}_{win.col}", image, small)
+            rows.append(dict(image=img_rel, mask=mask_rel, source="competition", group=job.slide_id, scale=job.scale,
+                             height=image.shape[0], width=image.shape[1], glomerulus_fraction=float(small.mean())))
     return rows
 
 

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from hubkit.analysis.glomeruli import detection_metrics, glomeruli
 from hubkit.annotations import load_features, rasterize
@@ -67,3 +68,38 @@ def test_a_slide_given_as_its_own_prediction_mask_is_refused(tmp_path, capsys):
                  "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "s1.tiff" in err and "not a mask" in err
+
+
+@pytest.mark.slow
+def test_analysing_a_folder_on_dask_gives_the_local_summary(tmp_path):
+    pytest.importorskip("distributed", reason="needs the dask extra")
+    from hubkit.analysis.run import analyze
+    from hubkit.slides import write_slide
+    from tests.helpers import csv_file
+
+    (tmp_path / "test").mkdir()
+    rows, truth = [], []
+    for k in range(3):
+        shape = (300, 400 + 40 * k)
+        write_slide(tmp_path / "test" / f"s{k}.tiff", np.full((*shape, 3), 200, np.uint8))
+        rows.append((f"s{k}", rle.encode(blobs(shape, [(60, 60), (150, 200 + k)], 25))))
+        truth.append((f"s{k}", rle.encode(blobs(shape, [(62, 58), (240, 330)], 25))))
+    pred = csv_file(tmp_path / "pred.csv", ["id", "predicted"], rows)
+    sol = csv_file(tmp_path / "sol.csv", ["id", "encoding"], truth)
+    local = analyze(tmp_path, pred, sol, out=tmp_path / "local", log=lambda _: None)
+    spread = analyze(tmp_path, pred, sol, out=tmp_path / "dask", log=lambda _: None, engine="dask", workers=2)
+    pd.testing.assert_frame_equal(spread, local)
+    assert (tmp_path / "dask" / "s2" / "glomeruli.geojson").read_bytes() == (tmp_path / "local" / "s2" / "glomeruli.geojson").read_bytes()
+
+
+@pytest.mark.parametrize("engine, models, message", [
+    ("ray", None, "engine 'ray' is not one of local, dask"),
+    ("dask", "ensemble", "pass a source"),
+])
+def test_engine_errors(tmp_path, engine, models, message):
+    from hubkit.analysis.run import analyze
+    from hubkit.errors import ConfigError
+    from tests.helpers import echo
+
+    with pytest.raises(ConfigError, match=message):
+        analyze(tmp_path, tmp_path / "pred.csv", ensemble=echo() if models else None, engine=engine)

@@ -91,3 +91,27 @@ def test_a_file_that_is_not_this_runs_submission_is_replaced_by_placeholders_at_
     out.write_text(earlier)
     predict_folder(data, out, echo(), PredictConfig(**EXACT), log=lambda _: None)
     assert out.read_text() == "id,predicted\na,\nb,\n"
+
+
+@pytest.mark.parametrize("devices", ["cpu,cpu", "cpu,cpu,cpu"])
+def test_replicas_on_several_devices_write_the_one_device_submission(tmp_path, devices):
+    from tests.helpers import SeededSource
+
+    slides = {f"s{k}": smooth_image((96 + 32 * k, 128), seed=k) for k in range(4)}
+    data = _competition(tmp_path, slides)
+    ensemble = SeededSource().load()
+    one, many = tmp_path / "one.csv", tmp_path / "many.csv"
+    cfg = dict(device="cpu", min_tissue=0.0, amp=False, torch_threads=1)
+    predict_folder(data, one, ensemble, PredictConfig(**cfg))
+    seen = []
+    result = predict_folder(data, many, ensemble, PredictConfig(**cfg, devices=devices),
+                            after_slide=lambda o, left, e, c: (seen.append(o.slide_id), (e, c))[1])
+    assert many.read_bytes() == one.read_bytes()
+    assert [o.slide_id for o in result.outcomes] == list(slides)  # submission order, whatever finished first
+    assert sorted(seen) == sorted(slides)
+
+
+@pytest.mark.parametrize("devices, message", [("cpu,gpu", "unknown device 'gpu'"), ("cuda:0,cuda:1", "no CUDA GPU")])
+def test_bad_device_lists_are_named(devices, message):
+    with pytest.raises(Exception, match=message):
+        PredictConfig(devices=devices).device_list()

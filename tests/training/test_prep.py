@@ -113,3 +113,26 @@ def test_a_tile_that_is_not_an_image_is_named(tmp_path):
     (root / "t" / "a.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match="tile t/a.png is not a readable image"):
         read_index(root)
+
+
+@pytest.mark.slow
+def test_cutting_slides_on_dask_gives_the_local_tile_set(tmp_path):
+    pytest.importorskip("distributed", reason="needs the dask extra")
+    from hubkit.formats import rle as rle_mod
+    from hubkit.slides import write_slide
+    from hubkit.training.prep import prepare_slides
+    from tests.helpers import blobs, smooth_image
+
+    comp = tmp_path / "comp"
+    (comp / "train").mkdir(parents=True)
+    encodings = {}
+    for k, slide_id in enumerate(["a", "b", "c"]):
+        shape = (640 + 128 * k, 768)
+        write_slide(comp / "train" / f"{slide_id}.tiff", smooth_image(shape, seed=k), tile=128)
+        encodings[slide_id] = rle_mod.encode(blobs(shape, [(200, 300 + 50 * k)], 60))
+    pd.DataFrame({"id": list(encodings), "encoding": list(encodings.values())}).to_csv(comp / "train.csv", index=False)
+    local = prepare_slides(comp, tmp_path / "local", scale=2.0, tile=128, random_share=0.5)
+    spread = prepare_slides(comp, tmp_path / "dask", scale=2.0, tile=128, random_share=0.5, engine="dask", workers=2)
+    assert spread == local and {r["group"] for r in local} == {"a", "b", "c"}
+    for r in local:
+        assert (tmp_path / "dask" / r["mask"]).read_bytes() == (tmp_path / "local" / r["mask"]).read_bytes()
