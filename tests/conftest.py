@@ -6,9 +6,16 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
 
 from hubkit.testbed.data import find_data_dir
 from tests.helpers import guard_network
+
+# Fuzzing draws the same examples on every run (CI never flakes on a new draw); set
+# HYPOTHESIS_PROFILE=explore to draw new ones while hunting for bugs.
+settings.register_profile("hubkit", derandomize=True)
+settings.register_profile("explore", derandomize=False, max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "hubkit"))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HUGGINGFACE_HUB_OFFLINE", "1")

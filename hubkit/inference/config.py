@@ -64,6 +64,9 @@ class PredictConfig:
         reader_threads: threads reading tiles ahead of the model; None = 2 on CPU (the model needs
             the cores), every core on CUDA (reading is then the bottleneck).
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        devices: devices that share a folder's slides (`device_list`).
+        torch_threads: torch's intra-op threads; None = on a CPU, `hubkit.inference.threads.ThreadGovernor`
+            switches between every core and one, whichever runs faster under the load of the moment.
         amp: autocast (fp16 on CUDA, bf16 on CPU).
         progress: a tqdm bar and a timing line per slide.
 
@@ -84,8 +87,8 @@ class PredictConfig:
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N", "--device")
     devices: str = _opt("", "comma-separated devices that share the slides, one model replica each "
                             "(default: every visible GPU, else --device)", "--devices")
-    torch_threads: Optional[int] = _opt(None, "torch intra-op threads per process (default: torch's own)",
-                                        "--torch-threads")
+    torch_threads: Optional[int] = _opt(None, "torch intra-op threads (default on a CPU: every core while they are "
+                                              "free, one while other processes take them)", "--torch-threads")
     amp: bool = _opt(True, "autocast: fp16 on CUDA, bf16 on CPU")
     progress: bool = _opt(False, "progress bar and a timing line per slide")
 

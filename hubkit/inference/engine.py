@@ -31,6 +31,7 @@ from hubkit.formats.base import Sink
 from hubkit.formats.hubmap2021 import RLESink
 from hubkit.inference.blend import ColumnMerger, importance_map
 from hubkit.inference.config import PredictConfig
+from hubkit.inference.threads import ThreadGovernor
 from hubkit.inference.tiling import grid_starts, tissue_fraction, tissue_mask
 from hubkit.inference.tta import get_tta
 from hubkit.models.ensemble import Ensemble, Member
@@ -63,9 +64,10 @@ class _Group:
     """Members sharing a scale, tile size and normalisation: one read per tile, one merger."""
 
     def __init__(self, slide: BaseSlide, members: Sequence[Member], channels: int, cfg: PredictConfig,
-                 tissue: np.ndarray, pool, device):
+                 tissue: np.ndarray, pool, device, governor: Optional[ThreadGovernor] = None):
         card = members[0].card
         self.slide, self.members, self.cfg, self.tissue, self.pool, self.device = slide, members, cfg, tissue, pool, device
+        self.governor = governor
         self.channels = channels
         self.scale, self.tile = float(card.scale), int(card.tile_size)
         h, w = slide.shape
@@ -137,6 +139,8 @@ class _Group:
                 reads.append([self.pool.submit(self._read, w) for w in nxt])
             for k in range(0, len(wins), batch):
                 probs = self._predict([f.result() for f in futures[k : k + batch]])
+                if self.governor is not None:
+                    self.governor.tick(len(probs))
                 for win, prob in zip(wins[k : k + batch], probs):
                     merger.add(win, prob, self.weight)
             self.tiles_run += len(wins)
@@ -198,11 +202,22 @@ class _Run:
         cfg, device = self.cfg, self.device
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # one tile size per group: autotune once
-        h, w = self.slide.shape
         tissue = tissue_mask(self.slide.thumbnail(cfg.thumb_scale, threads=cfg.readers(device)))
+        # On a CPU, unless told a thread count: all cores while they are free, one while they are not.
+        governor = ThreadGovernor() if device.type == "cpu" and cfg.torch_threads is None else None
+        try:
+            yield from self._strips(bar, tissue, governor)
+        finally:
+            if governor is not None:
+                governor.restore()
+
+    def _strips(self, bar, tissue: np.ndarray, governor: Optional[ThreadGovernor]) -> Iterator[tuple[int, np.ndarray]]:
+        cfg, device = self.cfg, self.device
+        h, w = self.slide.shape
         n_models = len(self.ensemble)
         with ThreadPoolExecutor(cfg.readers(device)) as pool:
-            self.groups = [_Group(self.slide, m, self.channels, cfg, tissue, pool, device) for m in self.group_members]
+            self.groups = [_Group(self.slide, m, self.channels, cfg, tissue, pool, device, governor)
+                           for m in self.group_members]
             state = [{"gen": g.columns(bar), "buf": np.zeros((self.channels, g.shape[0], 0), np.float32), "start": 0}
                      for g in self.groups]
             x = 0

@@ -1,0 +1,150 @@
+"""Slowdown on shared cores: each method quiet, then beside N busy processes, in interleaved rounds.
+
+Shared cores are the normal case (Dask workers on one box, Kaggle notebooks, CI). The slide is
+bench_predict's real-tissue slide (the outline of a HuBMAP slide filled with held-out Vanderbilt
+PAS tissue); the model is the starter model, no TTA. Methods, each in its own process:
+
+* ``hubkit``: `predict_slide` as shipped (its `hubkit.inference.threads.ThreadGovernor` picks
+  all cores or one, whichever is faster now);
+* ``hubkit-fixed``: the same with every core always (a thread count given), as before the governor;
+* ``monai``: MONAI's ``sliding_window_inference`` (Gaussian, overlap 0.25) with the two switches
+  its users flip, bf16 autocast and channels-last, on the slide read into memory at model scale,
+  then thresholded, upsampled and encoded with the common Kaggle RLE encoder.
+
+A busy process is ``while True: pass`` (one core each). Reported: median seconds over the rounds
+per method and load, and the slowdown against the same method quiet.
+
+    pip install monai                      # the baseline (not a hubkit dependency)
+    python bench/bench_contention.py       # N = 0, 1, 2 busy processes, 2 rounds
+    python bench/bench_contention.py --size 0.5 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+METHODS = {
+    "hubkit": {},
+    "hubkit-fixed": {"HUBKIT_BENCH_FIXED_THREADS": "1"},
+    "monai": {},
+}
+
+
+def _hubkit(slide, models) -> str:
+    from hubkit.inference import PredictConfig, predict_slide
+
+    # hubkit-fixed: every core, always (torch_threads set turns the thread governor off), as before it
+    fixed = os.cpu_count() if os.environ.get("HUBKIT_BENCH_FIXED_THREADS") else None
+    return predict_slide(slide, models, PredictConfig(tta="none", device="cpu", torch_threads=fixed)).output["predicted"]
+
+
+def _monai(slide, models) -> str:
+    import torch
+    from bench_rle import kaggle_encode
+    from monai.inferers import sliding_window_inference
+
+    (member,) = models
+    model, card = member.model.eval(), member.card
+    h, w = slide.shape
+    small = slide.read((0, 0, h, w), scale=card.scale)  # the slide in memory at model scale
+    mean = torch.tensor(card.mean).view(1, 3, 1, 1) * 255
+    std = torch.tensor(card.std).view(1, 3, 1, 1) * 255
+    x = ((torch.from_numpy(small).permute(2, 0, 1)[None].float() - mean) / std).contiguous(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        prob = sliding_window_inference(x, (card.tile_size, card.tile_size), 1, lambda t: torch.sigmoid(model(t).float()),
+                                        overlap=0.25, mode="gaussian")
+    full = cv2.resize(prob[0, 0].float().numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+    return kaggle_encode((full > card.threshold).astype(np.uint8))
+
+
+def worker(method: str, slide_path: str) -> dict:
+    from hubkit.models import zoo
+    from hubkit.slides import InMemorySlide, open_slide
+
+    models = zoo.load_zoo(zoo.default_zoo_dir())
+    run = _monai if method == "monai" else _hubkit
+    run(InMemorySlide(np.full((1024, 1024, 3), 128, np.uint8)), models)  # warm-up: lazy imports, oneDNN kernels
+    t0, c0 = time.perf_counter(), time.process_time()
+    with open_slide(slide_path) as slide:
+        encoding = run(slide, models)
+    return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "encoding": encoding}
+
+
+def measure(method: str, slide: Path, busy: int) -> dict:
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
+    try:
+        env = {**os.environ, **METHODS[method]}
+        out = subprocess.run([sys.executable, __file__, "--worker", method, "--slide", str(slide)], env=env,
+                             capture_output=True, text=True)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    if out.returncode:
+        sys.exit(f"{method} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=float, default=0.35, help="slide size relative to aaa6a05cc (18484 x 13013)")
+    ap.add_argument("--busy", default="0,1,2", help="numbers of busy processes beside the run")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--slide", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.slide)))
+        return
+
+    from bench_predict import build_slide
+
+    from hubkit.formats.metrics import rle_dice
+
+    methods = args.methods.split(",")
+    loads = [int(n) for n in args.busy.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.tiff"
+        shape, truth = build_slide(path, args.size)
+        print(f"slide {shape[0]} x {shape[1]} px ({shape[0] * shape[1] / 1e6:.0f} Mpx) of real tissue, no TTA, "
+              f"{os.cpu_count()} cores; {args.rounds} interleaved rounds, medians")
+        runs: dict[tuple[str, int], list[dict]] = {}
+        for _ in range(args.rounds):
+            for busy in loads:
+                for method in methods:
+                    runs.setdefault((method, busy), []).append(measure(method, path, busy))
+        for method in methods:
+            quiet = statistics.median(r["seconds"] for r in runs[(method, loads[0])])
+            dice = rle_dice(runs[(method, loads[0])][0]["encoding"], truth)
+            cells = []
+            for busy in loads:
+                secs = [r["seconds"] for r in runs[(method, busy)]]
+                cpu = statistics.median(r["cpu_seconds"] for r in runs[(method, busy)])
+                cells.append(f"{busy} busy: {statistics.median(secs):6.1f} s (x{statistics.median(secs) / quiet:.1f}, "
+                             f"range {min(secs):.1f}-{max(secs):.1f}, CPU {cpu:.0f} s)")
+            print(f"  {method:12s} Dice {dice:.4f} | " + " | ".join(cells))
+        for busy in loads:
+            h = statistics.median(r["seconds"] for r in runs[("hubkit", busy)]) if "hubkit" in methods else None
+            m = statistics.median(r["seconds"] for r in runs[("monai", busy)]) if "monai" in methods else None
+            if h and m:
+                print(f"  {busy} busy: hubkit x{m / h:.2f} faster than MONAI (bf16 + channels-last)")
+
+
+if __name__ == "__main__":
+    main()
