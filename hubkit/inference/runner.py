@@ -14,7 +14,7 @@ import os
 import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -165,6 +165,11 @@ def predict_folder(data_dir, out_csv, ensemble: Ensemble, cfg: Optional[PredictC
 def _on_devices(data_dir, ids, fmt, ensemble: Ensemble, cfg: PredictConfig, devices, writer: SubmissionWriter,
                 log, after_slide: Optional[AfterSlide]) -> dict[str, SlideOutcome]:
     """One thread per device, each with its own replica, pulling slides largest first."""
+    if cfg.torch_threads is None and any(d.type == "cpu" for d in devices):
+        # Replicas on CPUs share one process-wide thread pool: split the cores once, and let no
+        # thread governor (one per slide) fight another over torch's thread count.
+        cfg = replace(cfg, torch_threads=max(1, (os.cpu_count() or 1) // len(devices)))
+        cfg.apply_threads()
     replicas = [ensemble.replica(d) for d in devices]
     queue = largest_first(fmt, data_dir, ids)
     lock = threading.Lock()
