@@ -86,18 +86,15 @@ def worker(method: str, slide_path: str) -> dict:
 
 
 def measure(method: str, slide: Path, busy: int) -> dict:
+    from bench_predict import run_json
+
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
     try:
-        env = {**os.environ, **METHODS[method]}
-        out = subprocess.run([sys.executable, __file__, "--worker", method, "--slide", str(slide)], env=env,
-                             capture_output=True, text=True)
+        return run_json([__file__, "--worker", method, "--slide", str(slide)], method, {**os.environ, **METHODS[method]})
     finally:
         for hog in hogs:
             hog.kill()
             hog.wait()
-    if out.returncode:
-        sys.exit(f"{method} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -153,12 +154,16 @@ def naive(slide, models, tta: str, device) -> tuple[str, int]:
     return kaggle_encode((full > card.threshold).astype(np.uint8)), tiles
 
 
-def run_worker(kind: str, slide: Path, tta: str, ensemble: int = 1) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--worker", kind, "--slide", str(slide), "--tta", tta,
-                          "--ensemble", str(ensemble)], capture_output=True, text=True)
+def run_json(args: list[str], what: str, env: Optional[dict] = None) -> dict:
+    """Run a bench script's worker in its own process; the JSON object its last line prints."""
+    out = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True)
     if out.returncode:
-        sys.exit(f"{kind} worker failed:\n{out.stderr[-3000:]}")
+        sys.exit(f"{what} worker failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_worker(kind: str, slide: Path, tta: str, ensemble: int = 1) -> dict:
+    return run_json([__file__, "--worker", kind, "--slide", str(slide), "--tta", tta, "--ensemble", str(ensemble)], kind)
 
 
 def main() -> None:
