@@ -85,10 +85,10 @@ class PartStore:
         path = self.folder / MANIFEST
         if not path.is_file():
             return None
+        doc = _read(path, "parts manifest")
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
             return Manifest(**{k: _tuples(v) for k, v in doc.items()})
-        except (OSError, ValueError, TypeError, RecursionError) as err:
+        except (AttributeError, TypeError) as err:
             raise SubmissionError(f"{path}: unreadable parts manifest ({type(err).__name__}); "
                                   "rerun with --fresh to discard the parts") from None
 
@@ -98,11 +98,7 @@ class PartStore:
         for slide_id in self.manifest.ids:
             path = self.folder / f"{slide_id}.json"
             if path.is_file():
-                try:
-                    row = json.loads(path.read_text(encoding="utf-8"))
-                except (OSError, ValueError, RecursionError) as err:
-                    raise SubmissionError(f"{path}: unreadable part ({type(err).__name__}); "
-                                          "rerun with --fresh to discard the parts") from None
+                row = _read(path, "part")
                 if not (isinstance(row, dict) and all(isinstance(v, str) for v in row.values())):
                     raise SubmissionError(f"{path}: a part is an object of strings; rerun with --fresh")
                 done[slide_id] = row
@@ -113,6 +109,15 @@ class PartStore:
         check_id(slide_id, self.folder)
         with atomic_write(self.folder / f"{slide_id}.json") as f:
             f.write(json.dumps(row))
+
+
+def _read(path: Path, what: str):
+    """A JSON file of the parts folder, or a `SubmissionError` naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as err:
+        raise SubmissionError(f"{path}: unreadable {what} ({type(err).__name__}); "
+                              "rerun with --fresh to discard the parts") from None
 
 
 def _tuples(value):
