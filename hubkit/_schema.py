@@ -17,14 +17,16 @@ Number rules of a sequence apply to each item.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import re
 import types
 import typing
 from dataclasses import MISSING, dataclass
-from typing import Any, Optional, Union
+from typing import Any, Iterable, Optional, Union
 
-__all__ = ["Spec", "spec", "problems", "PLAIN_NAME"]
+__all__ = ["Spec", "spec", "problems", "fingerprint", "PLAIN_NAME"]
 
 #: Rules of a field that becomes a file name: one path component (no separator, not ``.`` or
 #: ``..``, no control characters), so untrusted cards and configs cannot point outside a folder.
@@ -147,3 +149,10 @@ def problems(obj: Any) -> list[str]:
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def fingerprint(obj: Any, skip: Iterable[str] = ()) -> str:
+    """sha256 of a dataclass's fields but ``skip`` (those that do not change a result: where or
+    how fast it runs), to tell whether two runs' settings agree."""
+    doc = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.name not in set(skip)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()

@@ -6,8 +6,6 @@ its flag (``"flag"``); `hubkit.cli` builds its options from them, so defaults li
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 from dataclasses import dataclass, field, fields
@@ -15,6 +13,7 @@ from typing import Optional
 
 import torch
 
+from hubkit._schema import fingerprint
 from hubkit.errors import ConfigError
 from hubkit.inference.blend import BlendMode
 from hubkit.inference.tiling import MIN_TISSUE_FRACTION
@@ -149,6 +148,4 @@ class PredictConfig:
 
     def fingerprint(self) -> str:
         """sha256 of the settings that change a prediction (not where or how fast it runs)."""
-        skip = {"device", "devices", "torch_threads", "reader_threads", "progress"}
-        doc = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
-        return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+        return fingerprint(self, skip=("device", "devices", "torch_threads", "reader_threads", "progress"))

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from hubkit._io import atomic_write
+from hubkit._schema import fingerprint
 from hubkit.errors import ConfigError, DataError, ModelOutputError
 from hubkit.formats.metrics import dice_from_counts
 from hubkit.inference.config import resolve_device
@@ -138,10 +139,8 @@ def checkpoint_path(cfg: TrainConfig, fold: int) -> Path:
     return Path(cfg.out) / f"{cfg.name}-fold{fold}.checkpoint.pt"
 
 
-def _config_key(cfg: TrainConfig) -> str:
-    """The settings a checkpoint must share with the run that resumes it (not the data loader's)."""
-    doc = {k: v for k, v in asdict(cfg).items() if k not in ("workers", "device", "train_folds")}
-    return json.dumps(doc, sort_keys=True)
+#: Settings a resumed run may change: the data loader's and where it runs.
+_NOT_IN_CHECKPOINT_KEY = ("workers", "device", "train_folds")
 
 
 def _resume(path: Path, cfg: TrainConfig, parts: dict, log) -> Optional[dict]:
@@ -153,7 +152,7 @@ def _resume(path: Path, cfg: TrainConfig, parts: dict, log) -> Optional[dict]:
     except Exception as err:  # noqa: BLE001 - a torn or foreign file: start the fold afresh
         log(f"hubkit: {path}: unreadable checkpoint ({type(err).__name__}); starting the fold afresh")
         return None
-    if ckpt.get("config") != _config_key(cfg):
+    if ckpt.get("config") != fingerprint(cfg, _NOT_IN_CHECKPOINT_KEY):
         log(f"hubkit: {path}: a checkpoint of another config; starting the fold afresh")
         return None
     for name, obj in parts.items():
@@ -253,8 +252,8 @@ def train_fold(cfg: TrainConfig, fold: int, progress: bool = True, ranks: Option
                     zoo.save(model, _fold_card(cfg, fold, stats, scores, epoch, valid_tiles), out_dir, dtype="float16")
             if ranks.main:
                 with atomic_write(ckpt_path, "wb") as f:
-                    torch.save({**{k: v.state_dict() for k, v in parts.items()}, "config": _config_key(cfg),
-                                "epoch": epoch + 1, "step": step, "best": best}, f)
+                    torch.save({**{k: v.state_dict() for k, v in parts.items()}, "epoch": epoch + 1, "step": step,
+                                "best": best, "config": fingerprint(cfg, _NOT_IN_CHECKPOINT_KEY)}, f)
             ranks.barrier()
     finally:
         if log_file:
