@@ -27,6 +27,8 @@ def main(argv=None) -> int:
     ap.add_argument("--scale", type=float, default=2.0, help="downscale factor for --competition slides")
     ap.add_argument("--tile", type=int, default=512, help="tile side at model scale for --competition slides")
     ap.add_argument("--group-size", type=int, default=40, help="tile-number block that forms one group")
+    ap.add_argument("--classes", type=int, default=1, choices=[1, 2],
+                    help="--tiles masks: 1 (any non-zero = glomerulus) or 2 (labelled 1 healthy, 2 sclerotic)")
     ap.add_argument("--engine", default="local", choices=["local", "dask"],
                     help="--competition slides one after another, or one Dask task per slide")
     ap.add_argument("--workers", type=int, help="dask: local worker processes (default: one per core)")
@@ -39,7 +41,7 @@ def main(argv=None) -> int:
             scale = float(scale)
         except ValueError:
             ap.error(f"--tiles takes FOLDER:SOURCE:SCALE, got {spec!r}")
-        found = prepare_tile_folder(folder, args.out, source, scale, args.group_size)
+        found = prepare_tile_folder(folder, args.out, source, scale, args.group_size, args.classes)
         print(f"{source}: {len(found)} tiles from {folder} at 1/{scale:g}")
         rows += found
     if args.competition:

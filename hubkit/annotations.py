@@ -25,7 +25,8 @@ from hubkit.formats import rle
 from hubkit.slides.base import scaled_size
 from hubkit.window import Window, as_window
 
-__all__ = ["Feature", "load_features", "rasterize", "features_to_rle", "mask_to_features", "to_geojson", "save_geojson"]
+__all__ = ["CLASS_COLOURS", "Feature", "load_features", "rasterize", "features_to_rle", "mask_to_features", "to_geojson",
+           "save_geojson"]
 
 
 @dataclass
@@ -170,7 +171,8 @@ def rasterize(
         window: ``(row, col, height, width)`` to rasterise; the whole image when None.
         scale: downscale factor; the mask is ``scaled_size(height, scale)`` x
             ``scaled_size(width, scale)``, the same grid `BaseSlide.read` returns.
-        labels: keep only features with these labels (case-insensitive); all when None.
+        labels: keep only features with these labels (case-insensitive; a QuPath derived class such
+            as ``Glomerulus: Sclerotic`` also counts as its base class ``Glomerulus``); all when None.
 
     Returns:
         ``(h, w)`` uint8 mask of 0 and 1.
@@ -178,7 +180,8 @@ def rasterize(
     win = Window(0, 0, int(shape[0]), int(shape[1])) if window is None else as_window(window)
     out_shape = (scaled_size(win.height, scale), scaled_size(win.width, scale))
     keep = None if labels is None else {str(x).lower() for x in labels}
-    geoms = [f.geometry for f in features if keep is None or f.label.lower() in keep]
+    geoms = [f.geometry for f in features
+             if keep is None or f.label.lower() in keep or f.label.split(":")[0].strip().lower() in keep]
     if not geoms:
         return np.zeros(out_shape, np.uint8)
     transform = Affine(win.width / out_shape[1], 0, win.col, 0, win.height / out_shape[0], win.row)
@@ -230,10 +233,15 @@ def mask_to_features(
     return out
 
 
+#: QuPath class colours (RGB) by label; any other label is drawn in blue.
+CLASS_COLOURS = {"glomerulus": (255, 0, 0), "Glomerulus: Non-sclerotic": (0, 170, 0),
+                 "Glomerulus: Sclerotic": (170, 0, 170)}
+
+
 def _qupath_properties(feature: Feature) -> dict:
     props = {k: v for k, v in feature.properties.items() if k not in ("classification", "objectType")}
     props["objectType"] = "annotation"
-    props["classification"] = {"name": feature.label, "color": [255, 0, 0] if feature.label == "glomerulus" else [0, 128, 255]}
+    props["classification"] = {"name": feature.label, "color": list(CLASS_COLOURS.get(feature.label, (0, 128, 255)))}
     return props
 
 

@@ -6,6 +6,8 @@ strip or window by window, so no whole-slide mask is built.
 
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 import cv2
 import numpy as np
 
@@ -56,10 +58,21 @@ def histogram_image(values: np.ndarray, title: str, bins: int = 20, size: tuple[
     return img
 
 
-def review_gallery(slide: BaseSlide, prediction: str, table, count: int = 12, cell: int = 160) -> np.ndarray:
-    """The ``count`` least confident glomeruli (smallest first without confidences), outlined, in a grid."""
-    order = table.sort_values("confidence_max" if table["confidence_max"].notna().any() else "area_px")
-    picks = order.head(count)
+def review_gallery(slide: BaseSlide, prediction: str, table, count: int = 12, cell: int = 160,
+                   by: Optional[str] = None, ascending: bool = True, caption: Optional[Callable] = None) -> np.ndarray:
+    """Glomeruli of ``table`` outlined in a grid of ``cell``-px squares, 4 to a row.
+
+    Args:
+        slide, prediction: the slide and its predicted encoding (for the outlines).
+        table: glomerulus records (`hubkit.analysis.glomeruli.glomeruli` columns).
+        count: how many.
+        by, ascending: the column that orders them; by default the least confident first (the
+            smallest first without confidences).
+        caption: ``caption(row) -> str`` written on each cell; by default its confidence.
+    """
+    if by is None:
+        by = "confidence_max" if table["confidence_max"].notna().any() else "area_px"
+    picks = table.sort_values(by, ascending=ascending, kind="stable").head(count)
     columns = 4
     rows = max(1, -(-len(picks) // columns))
     grid = np.full((rows * cell, columns * cell, 3), 255, np.uint8)
@@ -71,7 +84,10 @@ def review_gallery(slide: BaseSlide, prediction: str, table, count: int = 12, ce
         contours, _ = cv2.findContours(rle.decode_window(runs, slide.shape, win), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(crop, contours, -1, (0, 200, 0), max(1, crop.shape[0] // 100))
         crop = cv2.resize(crop, (cell, cell), interpolation=cv2.INTER_AREA)
-        label = "conf n/a" if np.isnan(row.confidence_max) else f"conf {row.confidence_max:.2f}"
+        if caption is not None:
+            label = caption(row)
+        else:
+            label = "conf n/a" if np.isnan(row.confidence_max) else f"conf {row.confidence_max:.2f}"
         cv2.putText(crop, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
         r, c = divmod(k, columns)
         grid[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = crop

@@ -4,7 +4,8 @@ Writes into a folder: ``glomeruli.csv`` (every predicted glomerulus), ``missed.c
 prediction found, with the truth), ``glomeruli.geojson`` (QuPath: File > Import objects; each
 object carries its measurements), ``overview.png`` (thumbnail, prediction green, truth red),
 ``review.png`` (the least confident glomeruli, for an expert's look), ``histograms.png`` (size and
-confidence) and ``report.html`` tying them together.
+confidence), with a glomerulus classifier ``sclerotic.png`` / ``non_sclerotic.png`` (the most and
+least sclerotic-looking glomeruli), and ``report.html`` tying them together.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from hubkit._io import atomic_write, write_image
 from hubkit.analysis.pictures import histogram_image, overlay, review_gallery
+from hubkit.analysis.sclerosis import sclerosis_summary
 from hubkit.analysis.slide import SlideAnalysis
 from hubkit.annotations import save_geojson
 from hubkit.slides.base import BaseSlide
@@ -69,13 +71,26 @@ def write_report(
                   ("detection score TP/(TP+FP+FN)", f"{d.detection_score:.3f}"), ("pixel Dice", f"{d.dice:.4f}")]
     if density is not None:
         facts += [("cortex area", f"{density[0]:.2f} mm^2"), ("glomeruli per mm^2 of cortex", f"{density[1]:.2f}")]
+    sclerosis = ""
+    if "p_sclerotic" in table:
+        counts = sclerosis_summary(table)
+        facts.append(("globally sclerotic (classifier)",
+                      f"{counts['sclerotic']} of {counts['glomeruli']} ({counts['percent_sclerotic']:.1f}%)"))
+        galleries = []
+        for file, descending, title in (("sclerotic.png", True, "Most sclerotic-looking"),
+                                        ("non_sclerotic.png", False, "Least sclerotic-looking")):
+            picture = review_gallery(slide, prediction, table, count=8, by="p_sclerotic", ascending=not descending,
+                                     caption=lambda row: f"p {row.p_sclerotic:.2f}")
+            galleries.append(f'<h3>{title} glomeruli</h3><img src="{_png(out / file, picture)}">')
+        sclerosis = ("<h2>Glomerulosclerosis</h2><p>p = the classifier's probability that a glomerulus is globally "
+                     "sclerotic.</p>" + "".join(galleries))
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>hubkit FTU report: {html.escape(name)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}th{{text-align:left;padding-right:1em}}img{{max-width:100%}}</style></head>
 <body><h1>Glomeruli in {html.escape(name or slide.name)}</h1><table>{rows}</table>
 <h2>Overview</h2><p>Prediction outlined in green{', truth in red' if truth is not None else ''}.</p><img src="{overview}">
 <h2>For review: least confident glomeruli</h2><img src="{review}">
-<h2>Size and confidence</h2><img src="{histograms}">
+<h2>Size and confidence</h2><img src="{histograms}">{sclerosis}
 <p>Tables: <a href="glomeruli.csv">glomeruli.csv</a>{' and <a href="missed.csv">missed.csv</a>' if truth is not None else ''};
 QuPath objects: <a href="glomeruli.geojson">glomeruli.geojson</a>.</p></body></html>"""
     path = out / "report.html"

@@ -16,6 +16,7 @@ import pandas as pd
 from hubkit._io import atomic_write
 from hubkit.analysis.glomeruli import Detection
 from hubkit.analysis.report import write_report
+from hubkit.analysis.sclerosis import GlomerulusClassifier, sclerosis_summary
 from hubkit.analysis.slide import analyze_slide, cortex_density
 from hubkit.annotations import features_to_rle, load_features
 from hubkit.errors import ConfigError, DataError, MissingInputError, SubmissionError
@@ -86,6 +87,14 @@ class _SlideJob:
     iou: float
     pixel_size_um: Optional[float]
     out: Path
+    classifier: Any = None  # a GlomerulusClassifier, or (on Dask workers) the folder to load it from
+
+
+def _sclerosis(classifier: GlomerulusClassifier, slide) -> Callable:
+    def score(boxes):
+        return classifier.score([slide.read(win, fill=255) for win, _ in boxes], [mask for _, mask in boxes])
+
+    return score
 
 
 def _analyze_one(job: _SlideJob) -> tuple[dict, str]:
@@ -95,22 +104,30 @@ def _analyze_one(job: _SlideJob) -> tuple[dict, str]:
         from hubkit.inference.cluster import worker_models
 
         models = worker_models(models, job.cfg)
+    classifier = job.classifier
+    if classifier is not None and not isinstance(classifier, GlomerulusClassifier):
+        classifier = GlomerulusClassifier.load(classifier)
     with open_slide(job.path) as slide:
         probability = _confidence(models, slide, job.cfg) if models is not None else None
         result = analyze_slide(slide.shape, job.prediction, job.truth, probability, iou_threshold=job.iou,
-                               pixel_size_um=job.pixel_size_um, name=job.slide_id)
+                               pixel_size_um=job.pixel_size_um, name=job.slide_id,
+                               sclerosis=_sclerosis(classifier, slide) if classifier is not None else None,
+                               sclerosis_threshold=classifier.threshold if classifier is not None else 0.5)
         anatomy = job.path.with_name(f"{job.slide_id}-anatomical-structure.json")
         density = None
         if job.pixel_size_um and anatomy.is_file():
             density = cortex_density(result.predicted, load_features(anatomy), slide.shape, job.pixel_size_um)
         page = write_report(job.out / job.slide_id, slide, result, job.prediction, job.truth, job.slide_id, density)
     row = {"id": job.slide_id, "glomeruli": len(result.predicted)}
+    if classifier is not None:
+        row.update(sclerosis_summary(result.predicted))
     if result.detection is not None:
         row.update(result.detection.as_dict())
     if density is not None:
         row.update(cortex_mm2=density[0], per_mm2_cortex=density[1])
     d = result.detection
     line = (f"  {job.slide_id}: {len(result.predicted)} glomeruli"
+            + (f" ({row['sclerotic']} sclerotic, {row['percent_sclerotic']:.1f}%)" if classifier is not None else "")
             + (f", TP {d.tp} FP {d.fp} FN {d.fn}, detection score {d.detection_score:.3f}, Dice {d.dice:.4f}" if d else "")
             + f"  -> {page}")
     return row, line
@@ -119,7 +136,7 @@ def _analyze_one(job: _SlideJob) -> tuple[dict, str]:
 def analyze(target, pred, truth=None, ensemble=None, cfg: Optional[PredictConfig] = None,
             iou: float = 0.5, pixel_size_um: Optional[float] = None, out="out/analysis",
             log: Callable[[str], None] = print, engine: str = "local", workers: Optional[int] = None,
-            scheduler: Optional[str] = None) -> pd.DataFrame:
+            scheduler: Optional[str] = None, classifier=None) -> pd.DataFrame:
     """Analyse one slide or every predicted slide of a folder, writing a report per slide.
 
     Args:
@@ -135,6 +152,9 @@ def analyze(target, pred, truth=None, ensemble=None, cfg: Optional[PredictConfig
         log: where each slide's line goes.
         engine: ``"local"`` (one slide after another) or ``"dask"`` (one task per slide,
             `hubkit.inference.cluster.map_tasks`; ``workers``/``scheduler`` as there).
+        classifier: a `GlomerulusClassifier` (or its folder, loaded where each slide runs) that
+            scores every glomerulus ``p_sclerotic``: adds the columns, the polygons' classes and
+            the slide's count and percent sclerotic; or None.
 
     Returns:
         The summary table (one row per slide, plus ``overall`` when there is truth and several slides).
@@ -161,7 +181,11 @@ def analyze(target, pred, truth=None, ensemble=None, cfg: Optional[PredictConfig
     else:
         slides = {i: find_slide(target, i) for i in predictions}
     cfg = cfg or PredictConfig()
-    jobs = [_SlideJob(i, Path(p), predictions[i], truths.get(i), ensemble, cfg, iou, pixel_size_um, out)
+    if engine == "local" and classifier is not None and not isinstance(classifier, GlomerulusClassifier):
+        classifier = GlomerulusClassifier.load(classifier)
+    if engine == "dask" and isinstance(classifier, GlomerulusClassifier):
+        raise ConfigError("engine 'dask' loads the classifier on each worker: pass its folder, not a loaded one")
+    jobs = [_SlideJob(i, Path(p), predictions[i], truths.get(i), ensemble, cfg, iou, pixel_size_um, out, classifier)
             for i, p in slides.items()]
     rows: dict[str, dict] = {}
     if engine == "local":
@@ -181,7 +205,12 @@ def analyze(target, pred, truth=None, ensemble=None, cfg: Optional[PredictConfig
     table = pd.DataFrame(summary)
     if "tp" in table and len(table) > 1:
         total = Detection(int(table["tp"].sum()), int(table["fp"].sum()), int(table["fn"].sum()), float(table["dice"].mean()))
-        table = pd.concat([table, pd.DataFrame([{"id": "overall", "glomeruli": int(table["glomeruli"].sum()), **total.as_dict()}])])
+        overall = {"id": "overall", "glomeruli": int(table["glomeruli"].sum()), **total.as_dict()}
+        if "sclerotic" in table:
+            overall.update(sclerotic=int(table["sclerotic"].sum()),
+                           percent_sclerotic=100.0 * table["sclerotic"].sum() / overall["glomeruli"]
+                           if overall["glomeruli"] else float("nan"))
+        table = pd.concat([table, pd.DataFrame([overall])])
         log(f"  overall: detection score {total.detection_score:.3f}, F1 {total.f1:.3f}, mean Dice {total.dice:.4f}")
     out.mkdir(parents=True, exist_ok=True)
     with atomic_write(out / "summary.csv", newline="") as f:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from hubkit.analysis.glomeruli import Detection, components, glomeruli, match_labels
+from hubkit.analysis.sclerosis import NON_SCLEROTIC, SCLEROTIC
 from hubkit.annotations import mask_to_features, rasterize
 from hubkit.formats import rle
 from hubkit.formats.metrics import rle_dice
@@ -66,6 +67,16 @@ def _outlines(labels: np.ndarray, table: pd.DataFrame, offset: tuple[int, int]) 
     return out
 
 
+def _sclerosis(score: Callable, table: pd.DataFrame, labels: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
+    """``score`` of each glomerulus of ``table`` (numbered components ``labels`` placed at ``offset``)."""
+    boxes = []
+    for row in table.itertuples(index=False):
+        r0, c0 = row.bbox_row0 - offset[0], row.bbox_col0 - offset[1]
+        mask = labels[r0 : row.bbox_row1 - offset[0], c0 : row.bbox_col1 - offset[1]] == row.label
+        boxes.append((Window(row.bbox_row0, row.bbox_col0, mask.shape[0], mask.shape[1]), mask))
+    return np.asarray(score(boxes), np.float64) if boxes else np.zeros(0)
+
+
 def _owned(table: pd.DataFrame, rows: tuple[int, int], cols: tuple[int, int]) -> pd.Series:
     r, c = np.floor(table["centroid_row"] + 0.5), np.floor(table["centroid_col"] + 0.5)
     return (r >= rows[0]) & (r < rows[1]) & (c >= cols[0]) & (c < cols[1])
@@ -81,6 +92,8 @@ def analyze_slide(
     window: int = 4096,
     margin: int = 1024,
     name: str = "",
+    sclerosis: Optional[Callable[[list[tuple[Window, np.ndarray]]], np.ndarray]] = None,
+    sclerosis_threshold: float = 0.5,
 ) -> SlideAnalysis:
     """Records of every predicted glomerulus and, with the truth, which ones match.
 
@@ -94,6 +107,10 @@ def analyze_slide(
         pixel_size_um: adds physical-unit columns.
         window, margin: analysis window and overlap (margin must exceed any glomerulus).
         name: slide id for errors.
+        sclerosis: ``sclerosis(boxes) -> (n,) p_sclerotic`` for a window's glomeruli, each box a
+            full-resolution bounding `Window` and the glomerulus's ``(h, w)`` bool mask in it (see
+            `hubkit.analysis.sclerosis.GlomerulusClassifier.score`); adds ``p_sclerotic`` and
+            ``sclerotic`` (``p >= sclerosis_threshold``) columns and classifies the polygons.
     """
     h, w = int(shape[0]), int(shape[1])
     pred_runs = rle.parse(prediction, (h, w), name=f"{name} prediction" if name else None)
@@ -107,6 +124,8 @@ def analyze_slide(
             prob = probability(win) if probability is not None and pred_mask.any() else None
             pred = glomeruli(pred_mask, prob, offset=(r0, c0), pixel_size_um=pixel_size_um, labels=pred_labels)
             pred = pred[_owned(pred, (core_r0, core_r1), (core_c0, core_c1))]
+            if sclerosis is not None:
+                pred = pred.assign(p_sclerotic=_sclerosis(sclerosis, pred, pred_labels, (r0, c0)))
             if true_runs is not None:
                 true_mask = rle.decode_window(true_runs, (h, w), win)
                 true_labels = components(true_mask)
@@ -117,9 +136,14 @@ def analyze_slide(
                 missed.append(true[~true["label"].isin(pairs["truth"])])
             features += _outlines(pred_labels, pred, (r0, c0))
             predicted.append(pred)
-    table = _concat(predicted, glomeruli(np.zeros((1, 1), np.uint8)))
+    empty = glomeruli(np.zeros((1, 1), np.uint8))
+    table = _concat(predicted, empty.assign(p_sclerotic=np.zeros(0)) if sclerosis is not None else empty)
     table["iou"] = table["iou"].astype(float) if "iou" in table else np.nan
     table["matched"] = table["iou"].notna()
+    if sclerosis is not None:
+        table["sclerotic"] = table["p_sclerotic"] >= sclerosis_threshold
+        for feature, sclerotic in zip(features, table["sclerotic"]):
+            feature.label = SCLEROTIC if sclerotic else NON_SCLEROTIC
     table = table.drop(columns="label")
     lost = _concat(missed, glomeruli(np.zeros((1, 1), np.uint8))).drop(columns="label")
     detection = None

@@ -77,6 +77,11 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     for path in cards:
         card = ModelCard.read(path)
         cv = "-" if card.cv_score is None else f"{card.cv_score:.4f}"
+        if card.kind == "classifier":
+            print(f"  {card.name:24s} classifier {card.encoder}  {card.inputs} crops {card.tile_size}  "
+                  f"positive {card.class_names[0]}  threshold {card.threshold:g}  CV ROC AUC {cv}  "
+                  f"{card.licence.split(' (')[0] or 'MIT'}  ({path.parent})")
+            continue
         print(f"  {card.name:24s} {card.architecture}/{card.encoder}  scale 1/{card.scale:g}  tile {card.tile_size}  "
               f"classes {','.join(card.class_names)}  threshold {card.threshold:g}  CV Dice {cv}  ({path.parent})")
     return 0
@@ -119,14 +124,32 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Glomerulus records, detection metrics, density and a report for each predicted slide."""
     from hubkit.analysis.run import analyze
+    from hubkit.models.zoo import card_kinds
 
     cfg = _predict_config(args)
+    kinds = card_kinds(args.zoo) if args.zoo else set()
     models = None
-    if args.zoo:
+    if "segmenter" in kinds:
         models = _source(args) if args.engine == "dask" else _ensemble(args, cfg)
+    classifier = args.classifier or (args.zoo if "classifier" in kinds else None)
     analyze(args.slide_or_dir, args.pred, args.truth, models, cfg, args.iou, args.pixel_size, args.out,
-            engine=args.engine, workers=args.workers, scheduler=args.scheduler)
+            engine=args.engine, workers=args.workers, scheduler=args.scheduler, classifier=classifier)
     print(f"wrote {args.out}/summary.csv and one report folder per slide")
+    return 0
+
+
+def cmd_classify_glomeruli(args: argparse.Namespace) -> int:
+    """Score a folder of glomerulus crops with a classifier; writes ``crop,p_sclerotic``."""
+    from hubkit._io import atomic_write
+    from hubkit.analysis.sclerosis import GlomerulusClassifier, score_crop_folder
+
+    classifier = GlomerulusClassifier.load(args.zoo, args.model)
+    scores = score_crop_folder(args.crops, classifier)
+    with atomic_write(args.out, newline="") as f:
+        scores[["crop", "p_sclerotic"]].to_csv(f, index=False, float_format="%.6f")
+    called = int(scores["sclerotic"].sum())
+    print(f"wrote {args.out}: {len(scores)} crop(s), {called} called {classifier.card.class_names[0]} "
+          f"(p >= {classifier.threshold:g}, {classifier.card.name})")
     return 0
 
 
@@ -203,7 +226,8 @@ def cmd_pack_source(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "info": cmd_info, "zoo": cmd_zoo, "train": cmd_train, "predict": cmd_predict, "score": cmd_score,
-    "analyze": cmd_analyze, "wheelhouse": cmd_wheelhouse, "pack-zoo": cmd_pack_zoo,
+    "analyze": cmd_analyze, "classify-glomeruli": cmd_classify_glomeruli, "wheelhouse": cmd_wheelhouse,
+    "pack-zoo": cmd_pack_zoo,
     "pack-source": cmd_pack_source,
     "make-competition": cmd_make_competition, "demo": cmd_demo,
 }

@@ -79,8 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pixel-size", type=float, help="full-resolution pixel size in um (physical units, density)")
     p.add_argument("--iou", type=float, default=0.5, help="IoU at which a prediction finds a glomerulus (default: 0.5)")
     p.add_argument("--out", default="out/analysis", help="output folder (default: out/analysis)")
+    p.add_argument("--classifier", help="a folder holding a glomerulus classifier (e.g. the repository's models/): "
+                                        "p_sclerotic per glomerulus, percent sclerotic per slide (default: one "
+                                        "found under --zoo, else none)")
     _engine_options(p)
-    _predict_options(p, "models for each glomerulus' confidence, a second inference pass (default: none)")
+    _predict_options(p, "models for each glomerulus' confidence, a second inference pass, and a classifier "
+                        "(default: none)")
+
+    p = command("classify-glomeruli", "score a folder of glomerulus crops: crop,p_sclerotic")
+    p.add_argument("crops", help="a folder of crops (or images/ with masks/<crop>.png beside it)")
+    p.add_argument("--zoo", required=True, help="folder holding the classifier (e.g. the repository's models/)")
+    p.add_argument("--model", help="the classifier's name, when the folder holds several")
+    p.add_argument("--out", default="scores.csv", help="CSV to write (default: scores.csv)")
 
     p = command("wheelhouse", "the wheels a Kaggle image lacks, resolved against its own versions")
     p.add_argument("out", help="an empty folder to fill")

@@ -1,4 +1,6 @@
-"""The competitions' metrics: Dice (2021) and Open Images average precision (2023), one of each.
+"""The competitions' metrics: Dice (2021) and Open Images average precision (2023), one of each;
+and the scores of a binary classifier (ROC AUC, balanced accuracy, sensitivity at a specificity)
+for glomerulosclerosis.
 
 Every Dice in hubkit comes from `dice_from_counts`: ``2 |A n B| / (|A| + |B|)``, and 1 when both
 are empty (the competition's convention: an empty prediction of an empty image is perfect).
@@ -13,7 +15,8 @@ import numpy as np
 from hubkit.errors import DataError
 from hubkit.formats.rle import parse
 
-__all__ = ["dice_from_counts", "mask_dice", "rle_dice", "iou_matrix", "open_images_ap"]
+__all__ = ["dice_from_counts", "mask_dice", "rle_dice", "iou_matrix", "open_images_ap", "roc_auc", "balanced_accuracy",
+           "sensitivity_at_specificity", "best_threshold"]
 
 
 def dice_from_counts(intersection: float, total: float) -> float:
@@ -109,3 +112,70 @@ def open_images_ap(predictions: Sequence[Sequence[tuple[float, np.ndarray]]], tr
     precision = np.maximum.accumulate(precision[::-1])[::-1]
     steps = np.flatnonzero(recall[1:] != recall[:-1]) + 1
     return float(np.sum((recall[steps] - recall[steps - 1]) * precision[steps])), np.asarray(matched)
+
+
+# --- binary classifiers (glomerulosclerosis): scores against 0/1 labels -----------------------------
+
+def _binary(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(labels)
+    s = np.asarray(scores, dtype=np.float64)
+    if y.shape != s.shape or y.ndim != 1:
+        raise DataError(f"labels {y.shape} and scores {s.shape} must be two 1-D arrays of one length")
+    if not np.isin(y, (0, 1)).all():
+        raise DataError("labels must be 0 or 1")
+    if not np.isfinite(s).all():
+        raise DataError("scores hold NaN or infinite values")
+    y = y.astype(bool)
+    if y.all() or not y.any():
+        raise DataError(f"labels need both classes; got {int(y.sum())} positive of {len(y)}")
+    return y, s
+
+
+def roc_auc(labels, scores) -> float:
+    """Area under the ROC curve: the chance a random positive scores above a random negative
+    (ties count half; the Mann-Whitney U statistic over n+ n-).
+
+    Raises:
+        DataError: arrays of different lengths, labels other than 0/1, one class only, or NaN scores.
+    """
+    y, s = _binary(labels, scores)
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    sorted_s = s[order]
+    first = np.r_[True, sorted_s[1:] != sorted_s[:-1]]
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:], len(s)]
+    mean_rank = (starts + ends + 1) / 2.0  # 1-based average rank of each tie block
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def balanced_accuracy(labels, scores, threshold: float = 0.5) -> float:
+    """Mean of sensitivity and specificity when ``score >= threshold`` is called positive."""
+    y, s = _binary(labels, scores)
+    called = s >= threshold
+    return float((called[y].mean() + (~called[~y]).mean()) / 2)
+
+
+def sensitivity_at_specificity(labels, scores, specificity: float = 0.9) -> tuple[float, float]:
+    """Sensitivity at the lowest threshold that keeps at least ``specificity`` of the negatives below it.
+
+    Returns:
+        ``(sensitivity, threshold)``: positives are the scores strictly above ``threshold``.
+    """
+    y, s = _binary(labels, scores)
+    neg = np.sort(s[~y])
+    k = int(np.ceil(specificity * len(neg))) - 1  # at least this many negatives must lie at or below
+    threshold = float(neg[max(k, 0)])
+    return float((s[y] > threshold).mean()), threshold
+
+
+def best_threshold(labels, scores) -> float:
+    """The threshold that maximises `balanced_accuracy` (Youden's J), midway between two scores."""
+    y, s = _binary(labels, scores)
+    cuts = np.unique(s)
+    candidates = np.r_[cuts[0] - 1e-6, (cuts[1:] + cuts[:-1]) / 2, cuts[-1] + 1e-6]
+    sens = np.array([(s[y] >= t).mean() for t in candidates])
+    spec = np.array([(s[~y] < t).mean() for t in candidates])
+    return float(candidates[int(np.argmax(sens + spec))])

@@ -1,6 +1,7 @@
 """CSV tables keyed by ``id``: read them checked, write them atomically.
 
-Submissions, solutions and sample submissions are untrusted files: `read_id_table` names the file
+Submissions, solutions, sample submissions and crop labels are untrusted files: `read_id_table` and
+`read_table` name the file
 and the problem (missing file or columns, duplicate ids, unreadable text). `write_table` writes
 through `hubkit._io.atomic_write`, so a reader only ever sees a whole table, and two runs writing
 one path never share a temporary file.
@@ -18,7 +19,7 @@ import pandas as pd
 from hubkit._io import atomic_write
 from hubkit.errors import SubmissionError
 
-__all__ = ["read_id_table", "csv_columns", "write_table"]
+__all__ = ["read_id_table", "read_table", "csv_columns", "write_table"]
 
 
 def read_id_table(path, columns: Sequence[str]) -> pd.DataFrame:
@@ -31,24 +32,34 @@ def read_id_table(path, columns: Sequence[str]) -> pd.DataFrame:
     Raises:
         SubmissionError: a missing or unreadable file, missing columns or duplicate ids; names the file.
     """
+    table = read_table(path, columns)
+    dupes = table["id"][table["id"].duplicated()].tolist()
+    if dupes:
+        raise SubmissionError(f"{path}: duplicate ids {dupes[:5]}")
+    return table
+
+
+def read_table(path, columns: Sequence[str], error: type[Exception] = SubmissionError) -> pd.DataFrame:
+    """A CSV read as `read_id_table` reads it (strings, ragged rows refused), checked for ``columns``.
+
+    Raises:
+        ``error``: a missing or unreadable file, or missing columns; names the file.
+    """
     path = Path(path)
     if not path.is_file():
-        raise SubmissionError(f"{path}: no such file")
+        raise error(f"{path}: no such file")
     try:
         with warnings.catch_warnings():
             # A row longer than the header: pandas would shift it into an implicit index, or drop cells.
             warnings.simplefilter("error", pd.errors.ParserWarning)
             table = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False, encoding="utf-8-sig")
     except pd.errors.ParserWarning:
-        raise SubmissionError(f"{path}: a row has more fields than the header; is a value unquoted?") from None
+        raise error(f"{path}: a row has more fields than the header; is a value unquoted?") from None
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise SubmissionError(f"{path}: not a readable CSV table ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+        raise error(f"{path}: not a readable CSV table ({type(err).__name__}: {str(err).splitlines()[0]})") from None
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise SubmissionError(f"{path}: missing columns {missing}; expected {','.join(columns)}")
-    dupes = table["id"][table["id"].duplicated()].tolist()
-    if dupes:
-        raise SubmissionError(f"{path}: duplicate ids {dupes[:5]}")
+        raise error(f"{path}: missing columns {missing}; expected {','.join(columns)}")
     return table
 
 

@@ -14,9 +14,9 @@ from typing import Optional
 
 from hubkit._schema import PLAIN_NAME, problems, spec
 from hubkit.errors import CardError
-from hubkit.models.registry import ARCHITECTURES, architecture_names
+from hubkit.models.registry import ARCHITECTURES, CLASSIFIER_ARCHITECTURES, architecture_names
 
-__all__ = ["CARD_FILE", "FLAT_CARD_SUFFIX", "CARD_FORMAT", "ModelCard"]
+__all__ = ["CARD_FILE", "FLAT_CARD_SUFFIX", "CARD_FORMAT", "KINDS", "INPUTS", "ModelCard"]
 
 CARD_FILE = "card.json"
 #: A flat folder of several models names each card ``<model name>.card.json``.
@@ -24,6 +24,11 @@ FLAT_CARD_SUFFIX = ".card.json"
 CARD_FORMAT = "hubkit-model-card/1"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: What a model does: ``segmenter`` (a probability per pixel, the ensembles of `predict`) or
+#: ``classifier`` (one probability per glomerulus crop, `hubkit.analysis.sclerosis`).
+KINDS = ("segmenter", "classifier")
+#: What a model is fed: RGB, or RGB and the glomerulus mask as a fourth channel (0/1).
+INPUTS = ("rgb", "rgb+mask")
 
 
 @dataclass
@@ -31,6 +36,12 @@ class ModelCard:
     """What a saved model is and how to use it.
 
     Attributes:
+        kind: one of `KINDS`; a ``classifier`` has architecture ``Classifier``, its ``tile_size`` is
+            the crop side it takes, its ``threshold`` the probability that calls a crop positive,
+            and its ``class_names`` the one positive class (``["sclerotic"]``).
+        inputs: one of `INPUTS`.
+        licence: the weights' licence when it is not hubkit's MIT (weights trained on CC BY-NC-SA
+            data carry those terms).
         name: a short unique name (folder name by default).
         architecture: a key of `hubkit.models.registry.ARCHITECTURES` (``"Unet"``, ``"FPN"``, ...).
         encoder: an smp encoder name, or ``"tu-<timm model>"``.
@@ -55,6 +66,9 @@ class ModelCard:
 
     architecture: str
     encoder: str = spec(nonempty=True)
+    kind: str = spec("segmenter", choices=KINDS)
+    inputs: str = spec("rgb", choices=INPUTS)
+    licence: str = ""
     name: str = spec("", **PLAIN_NAME)
     classes: int = spec(1, low=1, high=16)
     class_names: list[str] = spec(default_factory=lambda: ["glomerulus"], nonempty=True)
@@ -84,9 +98,19 @@ class ModelCard:
                 found.append(f"architecture {self.architecture!r} is not one of {', '.join(architecture_names())}")
             if len(self.class_names) != self.classes:
                 found.append(f"class_names has {len(self.class_names)} names for {self.classes} classes")
+            if (self.kind == "classifier") != (self.architecture in CLASSIFIER_ARCHITECTURES):
+                found.append(f"a {self.kind} cannot have architecture {self.architecture!r}"
+                             f" (classifiers: {', '.join(CLASSIFIER_ARCHITECTURES)})")
+            if self.inputs != "rgb" and self.kind != "classifier":
+                found.append(f"inputs {self.inputs!r} is for classifiers; a segmenter takes 'rgb'")
         if found:
             raise CardError(f"{where}: " + "; ".join(found))
         return self
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels: 3, or 4 with the mask (`INPUTS`)."""
+        return 4 if self.inputs == "rgb+mask" else 3
 
     def to_json(self) -> str:
         doc = {"format": CARD_FORMAT, **asdict(self)}

@@ -49,6 +49,10 @@ class Ensemble:
         self.members = tuple(members)
         if not self.members:
             raise CardError("an ensemble needs at least one model")
+        classifiers = [m.card.name for m in self.members if m.card.kind != "segmenter"]
+        if classifiers:
+            raise CardError(f"an ensemble segments slides; {classifiers} are classifiers "
+                            "(they score glomerulus crops: hubkit.analysis.sclerosis)")
         names = {tuple(m.card.class_names) for m in self.members}
         if len(names) > 1:
             listing = ", ".join(f"{m.card.name}: {m.card.class_names}" for m in self.members)

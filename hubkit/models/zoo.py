@@ -24,8 +24,8 @@ from hubkit.models.card import CARD_FILE, FLAT_CARD_SUFFIX, ModelCard
 from hubkit.models.ensemble import Ensemble
 from hubkit.models.registry import create_model
 
-__all__ = ["save", "load", "is_card_file", "find_cards", "walk_once", "choose_cards", "load_zoo", "ZooSource",
-           "default_zoo_dir"]
+__all__ = ["save", "load", "is_card_file", "find_cards", "walk_once", "card_kinds", "choose_cards", "load_zoo",
+           "ZooSource", "default_zoo_dir"]
 
 
 def _sha256(path: Path) -> str:
@@ -90,7 +90,8 @@ def load(directory, device: str = "cpu", verify: bool = True) -> tuple[torch.nn.
         raise CardError(f"{weights}: weight file named by {card_path} is missing")
     if verify and card.sha256 and _sha256(weights) != card.sha256:
         raise CardError(f"{weights}: sha256 does not match {card_path} (corrupt or replaced weights)")
-    model = create_model(card.architecture, card.encoder, card.classes)
+    model = create_model(card.architecture, card.encoder, card.classes,
+                         **({"in_channels": card.in_channels} if card.in_channels != 3 else {}))
     try:
         state = load_file(str(weights))
     except Exception as err:  # noqa: BLE001 - safetensors raises its own error types
@@ -133,34 +134,47 @@ def walk_once(root) -> Iterator[tuple[str, list[str]]]:
         yield folder, files
 
 
-def choose_cards(root, names: Optional[list[str]] = None) -> list[Path]:
-    """The card files of the models under ``root`` (or those whose card ``name`` is in ``names``,
-    in that order), read and checked but not loaded.
+def card_kinds(root) -> set[str]:
+    """The kinds (``segmenter``, ``classifier``) of the model cards under ``root``."""
+    return {ModelCard.read(p).kind for p in find_cards(root)}
+
+
+def choose_cards(root, names: Optional[list[str]] = None, kind: str = "segmenter") -> list[Path]:
+    """The card files of the models of ``kind`` under ``root`` (or those whose card ``name`` is in
+    ``names``, in that order), read and checked but not loaded. A zoo may hold segmenters and
+    classifiers side by side; each use picks its kind.
 
     Raises:
-        CardError: no cards found, two cards of one name, a requested name missing (the message
-            lists those found), or an invalid card.
+        CardError: no cards of the kind found, two cards of one name, a requested name missing (the
+            message lists those found), or an invalid card.
     """
     cards = find_cards(root)
     if not cards:
         raise CardError(f"{root}: no model card ({CARD_FILE} or *{FLAT_CARD_SUFFIX}) found under this folder")
     by_name: dict[str, Path] = {}
+    other: list[str] = []
     for path in cards:
-        name = ModelCard.read(path).name
+        card = ModelCard.read(path)
+        name = card.name
+        if card.kind != kind:
+            other.append(f"{name} ({card.kind})")
+            continue
         if name in by_name:
             raise CardError(f"{root}: two models named {name!r} ({by_name[name].parent} and {path.parent}); "
                             "an ensemble would weigh it twice")
         by_name[name] = path
+    if not by_name:
+        raise CardError(f"{root}: no {kind} model card under this folder; found only {', '.join(other)}")
     if names is None:
         return list(by_name.values())
     absent = [n for n in names if n not in by_name]
     if absent:
-        raise CardError(f"{root}: no models named {absent}; found {sorted(by_name)}")
+        raise CardError(f"{root}: no {kind} models named {absent}; found {sorted(by_name)}")
     return [by_name[n] for n in names]
 
 
 def load_zoo(root, names: Optional[list[str]] = None, device: str = "cpu") -> Ensemble:
-    """Load every model under ``root`` (or those whose card ``name`` is in ``names``) as an ensemble.
+    """Load every segmenter under ``root`` (or those whose card ``name`` is in ``names``) as an ensemble.
 
     Raises:
         CardError: see `choose_cards`, or any model failing to load.

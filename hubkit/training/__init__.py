@@ -2,7 +2,9 @@
 
 `hubkit.training.prep` cuts tile sets (with fold groups) from tile folders or competition slides;
 `load_config` reads a `TrainConfig`; `run` trains its folds, each fold's best epoch saved as a zoo
-model with its card. Importing this package imports torch and albumentations.
+model with its card; a ``task: classify`` config trains a glomerulus classifier on a crop set
+(`hubkit.training.crops`, `hubkit.training.classify`). Importing this package imports torch and
+albumentations.
 """
 
 from hubkit.training.config import TrainConfig, apply_overrides, load_config

@@ -13,9 +13,16 @@ from typing import Sequence
 
 from hubkit._schema import PLAIN_NAME, problems, spec
 from hubkit.errors import ConfigError
+from hubkit.models.card import INPUTS
+from hubkit.models.registry import CLASSIFIER_ARCHITECTURES
 from hubkit.training.losses import LOSSES
 
-__all__ = ["TrainConfig", "load_config", "apply_overrides"]
+__all__ = ["TASKS", "TrainConfig", "load_config", "apply_overrides"]
+
+#: ``segment``: a tile set (`hubkit.training.prep`) trains segmenters (`hubkit.training.loop`);
+#: ``classify``: a crop set (`hubkit.training.crops`) trains a glomerulus classifier
+#: (`hubkit.training.classify`).
+TASKS = ("segment", "classify")
 
 
 @dataclass
@@ -23,18 +30,25 @@ class TrainConfig:
     """One training run. Paths are relative to the working directory.
 
     Attributes:
-        tiles: the tile set folder (``index.csv``, ``stats.json``; see `hubkit.training.prep`).
+        task: one of `TASKS`.
+        tiles: the tile set folder (``index.csv``, ``stats.json``; see `hubkit.training.prep`), or
+            for ``classify`` the crop set folder (``labels.csv``, ``images/``, ``masks/``).
         out: where the fold models go (``<out>/<name>-fold<k>/``).
         name: model name prefix.
         architecture, encoder, classes: see `hubkit.models.create_model`.
         pretrained: offline ImageNet weights for the encoder (`hubkit.models.pretrained`), or "".
         scale: the card's downscale factor: how much smaller than a HuBMAP slide the tiles are.
-        tile_size: the card's inference tile (model-scale pixels).
+        tile_size: the card's inference tile (model-scale pixels); for ``classify``, the crop side.
         crop: training crop side.
         batch_size, epochs, samples_per_epoch: crops per step, epochs, crops per epoch.
         lr, weight_decay, warmup: AdamW peak rate, decay, warm-up share of all steps.
-        loss: names joined by ``+`` (`hubkit.training.losses`).
+        loss: names joined by ``+`` (`hubkit.training.losses`); ``classify`` always uses binary
+            cross-entropy weighted by the class ratio.
         folds: how many folds to split the groups into; ``train_folds``: which to train.
+        positive: ``classify``: the label (``labels.csv``) of the positive class.
+        inputs: ``classify``: ``rgb``, or ``rgb+mask`` to feed the glomerulus mask as a 4th channel.
+        fit_all: ``classify``: after the folds, train one more model on every crop (the one to
+            ship), its threshold the one that maximised balanced accuracy out of fold.
         sources_valid: validate on tiles from these sources only (all when empty).
         mixup: probability of mixing a batch with a shuffled copy of itself (MixUp).
         cutmix: probability of pasting a random box of a shuffled copy into the batch (CutMix).
@@ -45,9 +59,11 @@ class TrainConfig:
         seed: seeds Python, numpy, torch and every crop.
         max_steps: stop each fold after this many steps (tests, smoke runs); 0 = no limit.
         training_data: text for the card.
+        licence: the card's ``licence``: the terms the training data pass on to the weights.
     """
 
     tiles: str = spec(nonempty=True)
+    task: str = spec("segment", choices=TASKS)
     out: str = spec("zoo", nonempty=True)
     name: str = spec("unet-lite0", **PLAIN_NAME)
     architecture: str = spec("Unet", nonempty=True)
@@ -67,6 +83,9 @@ class TrainConfig:
     folds: int = spec(4, low=1, high=100)
     train_folds: list[int] = spec(default_factory=lambda: [0], low=0)
     sources_valid: list[str] = field(default_factory=list)
+    positive: str = spec("sclerotic", nonempty=True)
+    inputs: str = spec("rgb", choices=INPUTS)
+    fit_all: bool = False
     mixup: float = spec(0.0, low=0, high=1)
     cutmix: float = spec(0.0, low=0, high=1)
     strength: float = spec(1.0, low=0, high=10)
@@ -76,6 +95,7 @@ class TrainConfig:
     seed: int = spec(0, low=0)
     max_steps: int = spec(0, low=0)
     training_data: str = ""
+    licence: str = ""
 
     def __post_init__(self) -> None:
         self.validate("config")
@@ -94,6 +114,11 @@ class TrainConfig:
             unknown = [n for n in self.loss.split("+") if n not in LOSSES]
             if unknown:
                 found.append(f"loss names {unknown} are unknown; combine these with '+': {', '.join(LOSSES)}")
+            if (self.task == "classify") != (self.architecture in CLASSIFIER_ARCHITECTURES):
+                found.append(f"task {self.task!r} cannot train architecture {self.architecture!r}; classify trains "
+                             f"{', '.join(CLASSIFIER_ARCHITECTURES)}, segment any other")
+            if self.inputs != "rgb" and self.task != "classify":
+                found.append(f"inputs {self.inputs!r} is for the classify task")
         if found:
             raise ConfigError(f"{where}: " + "; ".join(found))
         return self

@@ -10,10 +10,10 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from hubkit.slides.images import read_image, read_mask
+from hubkit.slides.images import read_image, read_label_mask
 from hubkit.training.augment import context_size, train_transforms
 
-__all__ = ["normalize", "TrainTiles", "ValidTiles"]
+__all__ = ["normalize", "one_hot", "TrainTiles", "ValidTiles"]
 
 
 def normalize(rgb: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -24,17 +24,26 @@ def normalize(rgb: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> t
     return (x - m) / s
 
 
+def one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
+    """``(h, w)`` labels (0 = background, 1..classes) -> ``(classes, h, w)`` float32 targets; one
+    class: the 0/1 glomerulus mask."""
+    return np.stack([labels == k for k in range(1, classes + 1)]).astype(np.float32)
+
+
 class _Tiles(Dataset):
-    def __init__(self, index: pd.DataFrame, root, mean, std):
+    def __init__(self, index: pd.DataFrame, root, mean, std, classes: int = 1):
         self.index = index.reset_index(drop=True)
         self.root = Path(root)
         self.mean, self.std = tuple(mean), tuple(std)
+        self.classes = classes
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Tile ``i``'s image and label mask (0 = background, 1..classes)."""
         if i not in self._cache:  # tiles are small at model scale: keep them (per worker)
             row = self.index.iloc[i]
-            self._cache[i] = (read_image(self.root / row["image"]), read_mask(self.root / row["mask"]))
+            image, mask = self.root / row["image"], self.root / row["mask"]
+            self._cache[i] = (read_image(image), read_label_mask(mask, self.classes))
         return self._cache[i]
 
 
@@ -50,11 +59,12 @@ class TrainTiles(_Tiles):
         glomerulus_p: chance a crop is centred on a random glomerulus pixel (when the tile has one).
         strength: augmentation strength (0 = none).
         seed: with `set_epoch`, makes every crop reproducible.
+        classes: output classes; the target is ``(classes, tile, tile)`` (`one_hot`).
     """
 
     def __init__(self, index, root, tile: int, mean, std, samples: int, glomerulus_p: float = 0.6,
-                 strength: float = 1.0, seed: int = 0):
-        super().__init__(index, root, mean, std)
+                 strength: float = 1.0, seed: int = 0, classes: int = 1):
+        super().__init__(index, root, mean, std, classes)
         self.tile, self.samples, self.glomerulus_p, self.seed = tile, samples, glomerulus_p, seed
         self.context = context_size(tile)
         self.transforms = train_transforms(tile, strength)
@@ -91,11 +101,12 @@ class TrainTiles(_Tiles):
         image, mask = self.crop(i, rng)
         self.transforms.set_random_seed(int(rng.integers(2**31)))
         out = self.transforms(image=image, mask=mask)
-        return normalize(out["image"], self.mean, self.std), torch.from_numpy(out["mask"][None].astype(np.float32))
+        return normalize(out["image"], self.mean, self.std), torch.from_numpy(one_hot(out["mask"], self.classes))
 
 
 class ValidTiles(_Tiles):
-    """Whole tiles, reflect-padded to a multiple of 32; yields ``(image, mask, height, width)``."""
+    """Whole tiles, reflect-padded to a multiple of 32; yields ``(image, glomerulus mask, height,
+    width)``: the mask is 0/1, any class (the competition's glomerulus)."""
 
     def __len__(self) -> int:
         return len(self.index)
@@ -105,4 +116,4 @@ class ValidTiles(_Tiles):
         h, w = mask.shape
         ph, pw = -h % 32, -w % 32
         padded = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="reflect")
-        return normalize(padded, self.mean, self.std), torch.from_numpy(mask.astype(np.float32)), h, w
+        return normalize(padded, self.mean, self.std), torch.from_numpy((mask > 0).astype(np.float32)), h, w

@@ -31,43 +31,32 @@ from hubkit.inference.config import resolve_device
 from hubkit.models import zoo
 from hubkit.models.card import ModelCard
 from hubkit.models.registry import create_model
+from hubkit.training._schedule import lr_lambda, seed_all
 from hubkit.training.config import TrainConfig
 from hubkit.training.data import TrainTiles, ValidTiles
 from hubkit.training.distributed import EpochShard, Ranks
 from hubkit.training.losses import get_loss
 from hubkit.training.prep import folds_by_group, read_index, tile_set_stats
 
-__all__ = ["run", "train_fold", "train_loader", "evaluate", "checkpoint_path", "summary_json"]
+#: A segmenter's class names by head size; 2 = the 4th-place team's healthy / unhealthy glomeruli.
+CLASS_NAMES = {1: ["glomerulus"], 2: ["healthy", "unhealthy"]}
 
-
-def _seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _lr_lambda(total: int, warmup: float):
-    warm = max(1, int(total * warmup))
-
-    def f(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return max(0.0, (total - step) / max(1, total - warm))
-
-    return f
+__all__ = ["CLASS_NAMES", "run", "train_fold", "train_loader", "evaluate", "checkpoint_path", "summary_json"]
 
 
 @torch.inference_mode()
 def evaluate(model, loader, device, amp_dtype, threshold: float = 0.5, ranks: Optional[Ranks] = None,
              amp: bool = True) -> dict:
     """Pooled and per-tile Dice of a model over whole validation tiles (each rank's share of them,
-    summed over the ranks: the same numbers as one process over all tiles)."""
+    summed over the ranks: the same numbers as one process over all tiles). A glomerulus is any
+    class, as `predict` writes it (`hubkit.formats.hubmap2021.glomerulus_probability`)."""
     model.eval()
     inter = total = per_tile = tiles = 0.0
     for image, mask, h, w in loader:
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
             logits = model(image.to(device, non_blocking=True))
-        pred = (torch.sigmoid(logits.float())[:, 0, : int(h), : int(w)] > threshold).float().cpu()
+        probs = torch.sigmoid(logits.float()).amax(dim=1)
+        pred = (probs[:, : int(h), : int(w)] > threshold).float().cpu()
         i, t = float((pred * mask).sum()), float(pred.sum() + mask.sum())
         inter, total = inter + i, total + t
         per_tile, tiles = per_tile + dice_from_counts(i, t), tiles + 1
@@ -116,15 +105,29 @@ def _fold_tiles(cfg: TrainConfig, fold: int, ranks: Ranks):
     if len(train_idx) == 0 or len(valid_idx) == 0:
         raise DataError(f"fold {fold}: {len(train_idx)} training and {len(valid_idx)} validation tiles; need both")
     train_ds = TrainTiles(train_idx, root, cfg.crop, stats["mean"], stats["std"], cfg.samples_per_epoch,
-                          strength=cfg.strength, seed=cfg.seed)
-    valid_ds = ValidTiles(valid_idx.iloc[ranks.rank :: ranks.world], root, stats["mean"], stats["std"])
+                          strength=cfg.strength, seed=cfg.seed, classes=cfg.classes)
+    if cfg.classes > 1:
+        _check_labels(train_ds, cfg)
+    valid_ds = ValidTiles(valid_idx.iloc[ranks.rank :: ranks.world], root, stats["mean"], stats["std"], cfg.classes)
     return train_ds, valid_ds, stats, len(valid_idx)
+
+
+def _check_labels(tiles: TrainTiles, cfg: TrainConfig) -> None:
+    """A head of several classes must see every class in its training tiles."""
+    seen = set()
+    for i in range(len(tiles.index)):
+        seen |= set(np.unique(tiles._load(i)[1]).tolist())
+    missing = [k for k in range(1, cfg.classes + 1) if k not in seen]
+    if missing:
+        raise ConfigError(f"{cfg.tiles}: training a {cfg.classes}-class head (1 healthy, 2 sclerotic) needs masks "
+                          f"labelled 1 to {cfg.classes}; no training tile holds label(s) {missing}. A one-class tile "
+                          "set trains classes 1")
 
 
 def _fold_card(cfg: TrainConfig, fold: int, stats: dict, scores: dict, epoch: int, valid_tiles: int) -> ModelCard:
     return ModelCard(
         architecture=cfg.architecture, encoder=cfg.encoder, name=f"{cfg.name}-fold{fold}",
-        classes=cfg.classes, class_names=["glomerulus"] if cfg.classes == 1 else ["healthy", "unhealthy"],
+        classes=cfg.classes, class_names=CLASS_NAMES.get(cfg.classes, [f"class{k}" for k in range(1, cfg.classes + 1)]),
         scale=cfg.scale, tile_size=cfg.tile_size, mean=tuple(stats["mean"]), std=tuple(stats["std"]),
         training_data=cfg.training_data or f"tile set {cfg.tiles}: {stats.get('sources', '')}",
         cv_score=round(scores["dice"], 5),
@@ -168,15 +171,10 @@ def train_fold(cfg: TrainConfig, fold: int, progress: bool = True, ranks: Option
     crops and random draws it would have made; the checkpoint is removed when the fold ends. With
     several ranks, rank 0 alone writes files.
     """
-    if cfg.classes != 1:
-        raise ConfigError(
-            "training a 2-class (healthy/unhealthy) head needs masks labelled 1 and 2; the tile sets "
-            "hubkit prepares have one class, so set classes to 1"
-        )
     ranks = ranks or Ranks(device=resolve_device(cfg.device))
     device = ranks.device
     say = print if progress and ranks.main else (lambda *a, **k: None)
-    _seed(cfg.seed + fold)
+    seed_all(cfg.seed + fold)
     train_ds, valid_ds, stats, valid_tiles = _fold_tiles(cfg, fold, ranks)
     pin = device.type == "cuda"
     train_dl = train_loader(train_ds, cfg, pin, ranks)
@@ -192,7 +190,7 @@ def train_fold(cfg: TrainConfig, fold: int, progress: bool = True, ranks: Option
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, _lr_lambda(total, cfg.warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda(total, cfg.warmup))
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     scaler = torch.amp.GradScaler(enabled=cfg.amp and device.type == "cuda")
     loss_fn = get_loss(cfg.loss)
@@ -214,7 +212,7 @@ def train_fold(cfg: TrainConfig, fold: int, progress: bool = True, ranks: Option
         for epoch in range(state["epoch"], cfg.epochs):
             if step >= total:
                 break
-            _seed(cfg.seed + 1000 * fold + epoch)  # a resumed epoch draws what it would have drawn
+            seed_all(cfg.seed + 1000 * fold + epoch)  # a resumed epoch draws what it would have drawn
             train_ds.set_epoch(epoch)
             losses = []
             bar = tqdm(train_dl, desc=f"fold {fold} epoch {epoch}", disable=not (progress and ranks.main), leave=False)
@@ -267,8 +265,12 @@ def run(cfg: TrainConfig, progress: bool = True) -> list[dict]:
     """Train every fold in ``cfg.train_folds``; print and return their summaries.
 
     Under ``torchrun`` every process runs this; they train each fold together (`Ranks`), and rank
-    0 alone prints and writes.
+    0 alone prints and writes. A ``classify`` config goes to `hubkit.training.classify.run_classify`.
     """
+    if cfg.task == "classify":
+        from hubkit.training.classify import run_classify
+
+        return run_classify(cfg, progress)
     ranks = Ranks.start(cfg.device)
     try:
         results = [train_fold(cfg, fold, progress, ranks) for fold in cfg.train_folds]
@@ -283,7 +285,8 @@ def run(cfg: TrainConfig, progress: bool = True) -> list[dict]:
 
 
 def summary_json(results: list[dict], path: Optional[str] = None) -> str:
-    text = json.dumps({"folds": results, "mean_dice": float(np.mean([r["dice"] for r in results]))}, indent=2)
+    key = "dice" if results and "dice" in results[0] else "auc"  # segmenters' Dice, classifiers' ROC AUC
+    text = json.dumps({"folds": results, f"mean_{key}": float(np.mean([r[key] for r in results]))}, indent=2)
     if path:
         Path(path).write_text(text)
     return text

@@ -29,7 +29,7 @@ from hubkit.errors import ConfigError, DataError
 from hubkit.formats import rle
 from hubkit.inference.tiling import MIN_TISSUE_FRACTION, iter_windows, tissue_fraction, tissue_mask
 from hubkit.slides.base import scaled_size
-from hubkit.slides.images import find_tile_pairs, read_image, read_mask
+from hubkit.slides.images import find_tile_pairs, label_mask_values, read_image, read_label_mask
 from hubkit.slides.reader import open_slide
 
 __all__ = ["INDEX_COLUMNS", "prepare_tile_folder", "prepare_slides", "write_index", "read_index", "folds_by_group", "tile_set_stats"]
@@ -38,12 +38,20 @@ INDEX_COLUMNS = ["image", "mask", "source", "group", "scale", "height", "width",
 
 
 def _shrink(image: np.ndarray, mask: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Shrink an image and its label mask: a pixel is glomerulus where half its area was, of the
+    class that covered most of it."""
     if scale == 1:
         return image, mask
     size = (scaled_size(image.shape[1], scale), scaled_size(image.shape[0], scale))
     small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    soft = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-    return small, (soft >= 0.5).astype(np.uint8)
+    soft = cv2.resize((mask > 0).astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    labels = (soft >= 0.5).astype(np.uint8)
+    top = int(mask.max(initial=0))
+    if top > 1:
+        shares = [cv2.resize((mask == k).astype(np.float32), size, interpolation=cv2.INTER_AREA)
+                  for k in range(1, top + 1)]
+        labels *= (np.argmax(np.stack(shares), axis=0) + 1).astype(np.uint8)
+    return small, labels
 
 
 def _write(out_dir: Path, name: str, image: np.ndarray, mask: np.ndarray) -> tuple[str, str]:
@@ -51,7 +59,7 @@ def _write(out_dir: Path, name: str, image: np.ndarray, mask: np.ndarray) -> tup
     (out_dir / "masks").mkdir(parents=True, exist_ok=True)
     img_rel, mask_rel = f"images/{name}.jpg", f"masks/{name}.png"
     write_image(out_dir / img_rel, image, quality=95)
-    write_image(out_dir / mask_rel, mask * 255)
+    write_image(out_dir / mask_rel, label_mask_values(mask))
     return img_rel, mask_rel
 
 
@@ -61,7 +69,8 @@ def _region(stem: str, group_size: int) -> str:
     return str(int(numbers[-1]) // group_size) if numbers else stem
 
 
-def prepare_tile_folder(folder, out_dir, source: str, scale: float, group_size: int = 40) -> list[dict]:
+def prepare_tile_folder(folder, out_dir, source: str, scale: float, group_size: int = 40,
+                        classes: int = 1) -> list[dict]:
     """Shrink every image/mask pair of a folder by ``scale`` and write it as a training tile.
 
     Args:
@@ -71,6 +80,7 @@ def prepare_tile_folder(folder, out_dir, source: str, scale: float, group_size: 
         scale: this source's downscale factor to reach model scale.
         group_size: tiles whose numbers fall in the same block of this size form one group
             (tiles cut from one slide on a grid are numbered along it; neighbours must share a fold).
+        classes: 1 (0/255 masks), or 2 for masks labelled 1 healthy / 2 sclerotic (kept as labels).
 
     Returns:
         Index rows (see `INDEX_COLUMNS`).
@@ -81,13 +91,14 @@ def prepare_tile_folder(folder, out_dir, source: str, scale: float, group_size: 
     if not pairs:
         raise DataError(f"{folder}: no images/ and masks/ with matching names")
     for img_path, mask_path in pairs:
-        image, mask = read_image(img_path), read_mask(mask_path)
+        image, mask = read_image(img_path), read_label_mask(mask_path, classes)
         if image.shape[:2] != mask.shape:
             raise DataError(f"{img_path}: image {image.shape[:2]} and mask {mask.shape} differ in size")
         image, mask = _shrink(image, mask, scale)
         img_rel, mask_rel = _write(out_dir, f"{source}_{img_path.stem}", image, mask)
         rows.append(dict(image=img_rel, mask=mask_rel, source=source, group=f"{source}:{_region(img_path.stem, group_size)}",
-                         scale=scale, height=image.shape[0], width=image.shape[1], glomerulus_fraction=float(mask.mean())))
+                         scale=scale, height=image.shape[0], width=image.shape[1],
+                         glomerulus_fraction=float((mask > 0).mean())))
     return rows
 
 

@@ -86,20 +86,41 @@ def test_analysing_a_folder_on_dask_gives_the_local_summary(tmp_path):
         truth.append((f"s{k}", rle.encode(blobs(shape, [(62, 58), (240, 330)], 25))))
     pred = csv_file(tmp_path / "pred.csv", ["id", "predicted"], rows)
     sol = csv_file(tmp_path / "sol.csv", ["id", "encoding"], truth)
-    local = analyze(tmp_path, pred, sol, out=tmp_path / "local", log=lambda _: None)
-    spread = analyze(tmp_path, pred, sol, out=tmp_path / "dask", log=lambda _: None, engine="dask", workers=2)
+    classifier = _tiny_classifier(tmp_path / "zoo")
+    local = analyze(tmp_path, pred, sol, out=tmp_path / "local", log=lambda _: None, classifier=classifier)
+    spread = analyze(tmp_path, pred, sol, out=tmp_path / "dask", log=lambda _: None, engine="dask", workers=2,
+                     classifier=str(classifier))
     pd.testing.assert_frame_equal(spread, local)
+    assert {"sclerotic", "percent_sclerotic"} <= set(local.columns)
     assert (tmp_path / "dask" / "s2" / "glomeruli.geojson").read_bytes() == (tmp_path / "local" / "s2" / "glomeruli.geojson").read_bytes()
+
+
+def _tiny_classifier(folder):
+    """A random resnet18 glomerulus classifier saved in ``folder``."""
+    import torch
+
+    from hubkit.models import create_model, zoo
+    from tests.models.test_classifier import classifier_card
+
+    torch.manual_seed(0)
+    zoo.save(create_model("Classifier", "resnet18").eval(), classifier_card(), folder)
+    return folder
 
 
 @pytest.mark.parametrize("engine, models, message", [
     ("ray", None, "engine 'ray' is not one of local, dask"),
     ("dask", "ensemble", "pass a source"),
+    ("dask", "classifier", "loads the classifier on each worker"),
 ])
 def test_engine_errors(tmp_path, engine, models, message):
     from hubkit.analysis.run import analyze
+    from hubkit.analysis.sclerosis import GlomerulusClassifier
     from hubkit.errors import ConfigError
     from tests.helpers import echo
 
+    (tmp_path / "test").mkdir()
+    pd.DataFrame({"id": [], "predicted": []}).to_csv(tmp_path / "pred.csv", index=False)
+    classifier = GlomerulusClassifier.load(_tiny_classifier(tmp_path / "gs")) if models == "classifier" else None
     with pytest.raises(ConfigError, match=message):
-        analyze(tmp_path, tmp_path / "pred.csv", ensemble=echo() if models else None, engine=engine)
+        analyze(tmp_path, tmp_path / "pred.csv", ensemble=echo() if models == "ensemble" else None, engine=engine,
+                classifier=classifier)

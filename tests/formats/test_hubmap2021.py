@@ -64,3 +64,13 @@ def test_predict_then_score_on_real_tissue_equals_in_memory_dice(data_dir, tmp_p
         dices.append(2 * (truth & pred).sum() / (truth.sum() + pred.sum()))
     assert printed == pytest.approx(np.mean(dices), abs=1e-4)
     assert np.mean(dices) > 0.8  # the starter model on tissue it never trained on
+
+
+@pytest.mark.parametrize("channels, expected", [
+    ([[[0.9, 0.1]]], [[0.9, 0.1]]),                             # one class: itself
+    ([[[0.9, 0.1]], [[0.1, 0.8]]], [[0.9, 0.8]]),               # healthy or sclerotic: either makes a glomerulus
+])
+def test_a_glomerulus_is_any_class_of_a_two_class_model(channels, expected):
+    from hubkit.formats.hubmap2021 import glomerulus_probability
+
+    assert np.allclose(glomerulus_probability(np.array(channels)), expected)

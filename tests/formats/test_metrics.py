@@ -109,3 +109,67 @@ def test_open_images_ap_agrees_with_pycocotools(seed):
         truths.append(gts)
     ours, _ = open_images_ap(predictions, truths, 0.6)
     assert ours == pytest.approx(_coco_ap(predictions, truths, shape, 0.6), abs=0.02)
+
+
+@pytest.mark.parametrize("labels, scores, auc", [
+    ([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], 1.0),
+    ([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1], 0.0),
+    ([0, 0, 1, 1], [0.5, 0.5, 0.5, 0.5], 0.5),       # ties count half
+    ([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], 0.75),     # the classic 4-point example
+    ([0, 0, 0, 1], [0.3, 0.3, 0.1, 0.3], 2 / 3),     # one positive tied with two negatives
+])
+def test_roc_auc_of_known_cases(labels, scores, auc):
+    from hubkit.formats.metrics import roc_auc
+
+    assert roc_auc(labels, scores) == pytest.approx(auc)
+
+
+def test_roc_auc_is_the_chance_a_positive_outranks_a_negative():
+    from hubkit.formats.metrics import roc_auc
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 300)
+    scores = np.round(rng.random(300) + labels * 0.3, 2)  # rounded: many ties
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    pairs = (pos[:, None] > neg[None]).mean() + 0.5 * (pos[:, None] == neg[None]).mean()
+    assert roc_auc(labels, scores) == pytest.approx(pairs)
+
+
+@pytest.mark.parametrize("labels, scores, threshold, balanced", [
+    ([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9], 0.5, 0.5),
+    ([0, 0, 0, 1], [0.1, 0.2, 0.3, 0.9], 0.5, 1.0),
+    ([0, 0, 0, 1], [0.1, 0.2, 0.6, 0.9], 0.5, (1 + 2 / 3) / 2),
+    ([0, 1], [0.5, 0.5], 0.5, 0.5),                  # at the threshold counts as positive
+])
+def test_balanced_accuracy_weighs_the_classes_equally(labels, scores, threshold, balanced):
+    from hubkit.formats.metrics import balanced_accuracy
+
+    assert balanced_accuracy(labels, scores, threshold) == pytest.approx(balanced)
+
+
+def test_sensitivity_at_specificity_and_the_best_threshold():
+    from hubkit.formats.metrics import balanced_accuracy, best_threshold, sensitivity_at_specificity
+
+    negatives = np.arange(10) / 10          # 0.0 .. 0.9
+    positives = np.array([0.05, 0.75, 0.85, 0.95])
+    labels = np.r_[np.zeros(10), np.ones(4)].astype(int)
+    scores = np.r_[negatives, positives]
+    sensitivity, threshold = sensitivity_at_specificity(labels, scores, 0.9)
+    assert threshold == pytest.approx(0.8) and sensitivity == pytest.approx(2 / 4)  # 9 of 10 negatives <= 0.8
+    best = best_threshold(labels, scores)
+    top = max(balanced_accuracy(labels, scores, t) for t in np.r_[scores, scores + 1e-9])
+    assert balanced_accuracy(labels, scores, best) == pytest.approx(top)
+
+
+@pytest.mark.parametrize("labels, scores, message", [
+    ([0, 0], [0.1, 0.2], "both classes"),
+    ([0, 1], [0.1], "one length"),
+    ([0, 2], [0.1, 0.2], "0 or 1"),
+    ([0, 1], [0.1, float("nan")], "NaN"),
+])
+def test_classifier_metrics_refuse_what_they_cannot_score(labels, scores, message):
+    from hubkit.errors import DataError
+    from hubkit.formats.metrics import roc_auc
+
+    with pytest.raises(DataError, match=message):
+        roc_auc(labels, scores)

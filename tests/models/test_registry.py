@@ -3,6 +3,7 @@ import torch
 
 from hubkit.errors import CardError
 from hubkit.models import ARCHITECTURES, create_model
+from hubkit.models.registry import CLASSIFIER_ARCHITECTURES
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
@@ -11,7 +12,8 @@ def test_every_architecture_builds_and_runs_on_cpu(architecture):
     model = create_model(architecture, "resnet18", classes=2).eval()
     with torch.inference_mode():
         out = model(torch.rand(1, 3, 128, 128))
-    assert out.shape == (1, 2, 128, 128) and torch.isfinite(out).all()
+    expected = (1, 2) if architecture in CLASSIFIER_ARCHITECTURES else (1, 2, 128, 128)
+    assert out.shape == expected and torch.isfinite(out).all()
 
 
 def test_timm_universal_encoder_builds():
@@ -23,7 +25,8 @@ def test_timm_universal_encoder_builds():
 @pytest.mark.parametrize(
     "architecture, encoder, message",
     [
-        ("Unet3000", "resnet18", "valid names: DeepLabV3Plus, FPN, Linknet, MAnet, PAN, Unet, UnetPlusPlus"),
+        ("Unet3000", "resnet18",
+         "valid names: Classifier, DeepLabV3Plus, FPN, Linknet, MAnet, PAN, Unet, UnetPlusPlus"),
         ("Unet", "resnet19", "unknown encoder 'resnet19'; valid names: .*resnet18"),
         ("Unet", "tu-not_a_model", "unknown timm encoder"),
     ],

@@ -83,7 +83,7 @@ def test_load_zoo_finds_cards_at_any_depth(tmp_path):
     assert len(zoo.find_cards(tmp_path)) == 3
     models = zoo.load_zoo(tmp_path, names=["m2", "m0"])
     assert models.names == ["m2", "m0"]
-    with pytest.raises(CardError, match=r"no models named \['m9'\]; found \['m0', 'm1', 'm2'\]"):
+    with pytest.raises(CardError, match=r"no segmenter models named \[.m9.\]; found \['m0', 'm1', 'm2'\]"):
         zoo.load_zoo(tmp_path, names=["m9"])
     with pytest.raises(CardError, match=r"no model card \(card.json or \*.card.json\) found"):
         zoo.load_zoo(tmp_path / "noise")
@@ -103,3 +103,10 @@ def test_two_models_of_one_name_are_refused(tmp_path):
         zoo.save(create_model("Unet", "resnet18"), tiny_card(name="same"), tmp_path / where)
     with pytest.raises(CardError, match="two models named 'same'"):
         zoo.load_zoo(tmp_path)
+
+
+def test_the_mit_package_ships_no_weights_under_other_terms():
+    from hubkit.models.card import ModelCard
+
+    cards = zoo.find_cards(zoo.default_zoo_dir())
+    assert cards and all(ModelCard.read(p).licence == "" for p in cards)  # "" = hubkit's MIT

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hubkit.models import zoo
-from hubkit.training import TrainConfig, train_fold
+from hubkit.training import TrainConfig, read_index, train_fold
 
 
 def test_a_few_steps_reduce_the_loss_and_save_a_loadable_model(tiny_tiles, tmp_path):
@@ -47,5 +47,77 @@ def test_mixing_keeps_image_and_mask_together():
 
 
 def test_two_class_training_without_two_class_masks_is_refused(tiny_tiles, tmp_path):
-    with pytest.raises(ValueError, match="needs masks labelled 1 and 2"):
+    with pytest.raises(ValueError, match=r"needs masks labelled 1 to 2; no training tile holds label\(s\) \[2\]"):
         train_fold(TrainConfig(tiles=str(tiny_tiles), out=str(tmp_path), classes=2), fold=0, progress=False)
+
+
+@pytest.fixture()
+def two_class_tiles(tmp_path):
+    """Six synthetic 192 x 192 tiles in two groups, each with a healthy (1) and a sclerotic (2) glomerulus,
+    prepared at scale 2 through `prepare_tile_folder`."""
+    import cv2
+
+    from hubkit.training.prep import prepare_tile_folder, write_index
+    from tests.helpers import blobs, smooth_image
+
+    src = tmp_path / "src"
+    (src / "images").mkdir(parents=True)
+    (src / "masks").mkdir()
+    for i in range(6):
+        image = smooth_image((192, 192), seed=i)
+        healthy, sclerotic = blobs((192, 192), [(50, 60 + i)], 30), blobs((192, 192), [(140, 130 - i)], 30)
+        image[healthy > 0] = (230, 150, 200)
+        image[sclerotic > 0] = (120, 40, 110)
+        cv2.imwrite(str(src / "images" / f"t{i * 50}.png"), image[..., ::-1])
+        cv2.imwrite(str(src / "masks" / f"t{i * 50}.png"), healthy + 2 * sclerotic)
+    out = tmp_path / "tiles"
+    write_index(out, prepare_tile_folder(src, out, "synthetic", scale=2.0, group_size=150, classes=2))
+    return out
+
+
+def test_two_class_masks_keep_their_labels_through_preparation(two_class_tiles):
+    import numpy as np
+
+    from hubkit.slides.images import read_label_mask, read_mask
+
+    index, root = read_index(two_class_tiles)
+    for rel in index["mask"]:
+        labels = read_label_mask(root / rel, 2)
+        assert labels.shape == (96, 96) and set(np.unique(labels)) == {0, 1, 2}
+        assert np.array_equal(read_mask(root / rel), labels > 0)  # one-class readers see any glomerulus
+
+
+def test_a_two_class_head_trains_and_is_scored_on_any_glomerulus(two_class_tiles, tmp_path):
+    cfg = TrainConfig(tiles=str(two_class_tiles), out=str(tmp_path), name="t2", classes=2, pretrained="", crop=64,
+                      batch_size=2, epochs=1, samples_per_epoch=4, folds=2, workers=0, device="cpu")
+    train_fold(cfg, fold=0, progress=False)
+    model, card = zoo.load(tmp_path / "t2-fold0")
+    assert card.classes == 2 and card.class_names == ["healthy", "unhealthy"]
+    with torch.inference_mode():
+        assert model(torch.rand(1, 3, 64, 64)).shape == (1, 2, 64, 64)
+
+
+def test_validation_dice_counts_a_glomerulus_of_either_class(two_class_tiles):
+    import numpy as np
+
+    from hubkit.slides.images import read_label_mask
+    from hubkit.training.data import ValidTiles
+    from hubkit.training.loop import evaluate
+
+    index, root = read_index(two_class_tiles)
+    labels = [read_label_mask(root / rel, 2) for rel in index["mask"]]
+
+    class Oracle(torch.nn.Module):  # healthy glomeruli in channel 0, sclerotic ones in channel 1
+        def __init__(self):
+            super().__init__()
+            self.k = 0
+            self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            lab = torch.from_numpy(np.pad(labels[self.k], ((0, x.shape[2] - 96), (0, x.shape[3] - 96))))
+            self.k += 1
+            return torch.stack([(lab == 1).float(), (lab == 2).float()])[None] * 20 - 10
+
+    loader = torch.utils.data.DataLoader(ValidTiles(index, root, (0.5,) * 3, (0.5,) * 3, classes=2), 1)
+    scores = evaluate(Oracle(), loader, torch.device("cpu"), torch.bfloat16, amp=False)
+    assert scores["dice"] == pytest.approx(1.0) and scores["dice_per_tile"] == pytest.approx(1.0)
