@@ -1,4 +1,4 @@
-"""Seeding and the learning-rate schedule every trainer shares."""
+"""Seeding, the learning-rate schedule and the optimiser step every trainer shares."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["seed_all", "lr_lambda"]
+from hubkit.errors import ModelOutputError
+
+__all__ = ["seed_all", "lr_lambda", "optimizer_step"]
 
 
 def seed_all(seed: int) -> None:
@@ -27,3 +29,22 @@ def lr_lambda(total: int, warmup: float):
         return max(0.0, (total - step) / max(1, total - warm))
 
     return f
+
+
+def optimizer_step(loss: torch.Tensor, optim, scaler, sched, where: str) -> float:
+    """Backpropagate ``loss`` through the gradient scaler, step the optimiser and the schedule.
+
+    Returns:
+        The loss as a float.
+
+    Raises:
+        ModelOutputError: the loss is NaN or infinite (``where`` says which fold, epoch and step).
+    """
+    if not torch.isfinite(loss):
+        raise ModelOutputError(f"{where}: loss is {loss.item()}")
+    optim.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optim)
+    scaler.update()
+    sched.step()
+    return loss.item()

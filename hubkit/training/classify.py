@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from hubkit._io import atomic_write
-from hubkit.errors import DataError, ModelOutputError
+from hubkit.errors import DataError
 from hubkit.formats.metrics import balanced_accuracy, best_threshold, roc_auc, sensitivity_at_specificity
 from hubkit.inference.config import resolve_device
 from hubkit.models import zoo
@@ -35,7 +35,7 @@ from hubkit.models.card import ModelCard
 from hubkit.models.classifier import crop_probabilities
 from hubkit.models.pretrained import PRETRAINED
 from hubkit.models.registry import create_model
-from hubkit.training._schedule import lr_lambda, seed_all
+from hubkit.training._schedule import lr_lambda, optimizer_step, seed_all
 from hubkit.training.config import TrainConfig
 from hubkit.training.crops import CropSet, read_crop_set
 from hubkit.training.prep import folds_by_group
@@ -113,14 +113,7 @@ def _train(cfg: TrainConfig, train_rows: pd.DataFrame, valid_rows: Optional[pd.D
                 logits = model(x)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), y.to(device),
                                                                         pos_weight=pos_weight)
-            if not torch.isfinite(loss):
-                raise ModelOutputError(f"{label} epoch {epoch} step {step}: loss is {loss.item()}")
-            optim.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optim)
-            scaler.update()
-            sched.step()
-            losses.append(loss.item())
+            losses.append(optimizer_step(loss, optim, scaler, sched, f"{label} epoch {epoch} step {step}"))
             step += 1
             if step >= total:
                 break

@@ -25,13 +25,13 @@ from tqdm.auto import tqdm
 
 from hubkit._io import atomic_write
 from hubkit._schema import fingerprint
-from hubkit.errors import ConfigError, DataError, ModelOutputError
+from hubkit.errors import ConfigError, DataError
 from hubkit.formats.metrics import dice_from_counts
 from hubkit.inference.config import resolve_device
 from hubkit.models import zoo
 from hubkit.models.card import ModelCard
 from hubkit.models.registry import create_model
-from hubkit.training._schedule import lr_lambda, seed_all
+from hubkit.training._schedule import lr_lambda, optimizer_step, seed_all
 from hubkit.training.config import TrainConfig
 from hubkit.training.data import TrainTiles, ValidTiles
 from hubkit.training.distributed import EpochShard, Ranks
@@ -222,15 +222,8 @@ def train_fold(cfg: TrainConfig, fold: int, progress: bool = True, ranks: Option
                 image, mask = _mix(image, mask, cfg)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
                     logits = net(image)
-                loss = loss_fn(logits.float(), mask)
-                if not torch.isfinite(loss):
-                    raise ModelOutputError(f"fold {fold} epoch {epoch} step {step}: loss is {loss.item()}")
-                optim.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optim)
-                scaler.update()
-                sched.step()
-                losses.append(loss.item())
+                losses.append(optimizer_step(loss_fn(logits.float(), mask), optim, scaler, sched,
+                                             f"fold {fold} epoch {epoch} step {step}"))
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
                 step += 1
                 if step >= total:
