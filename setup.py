@@ -21,7 +21,9 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["hubkit", "hubkit.*"]),
     include_package_data=True,
-    package_data={"hubkit": ["models/builtin/**/*.json", "models/builtin/**/*.safetensors", "kaggle/images/*.txt"]},
+    package_data={"hubkit": ["models/builtin/**/*.json", "models/builtin/**/*.safetensors", "kaggle/images/*.txt",
+                          "testbed/sample_tiles/*.md", "testbed/sample_tiles/*.csv", "testbed/sample_tiles/images/*.jpg",
+                          "testbed/sample_tiles/masks/*.png"]},
     install_requires=[
         # torch and torchvision are not pinned here: Kaggle images bring their own. On a fresh
         # machine, install with `-c constraints.txt` (see README) to get a pair that imports together.
@@ -57,9 +59,9 @@ setup(
             "pytest-timeout>=2",
             "hypothesis>=6",
             "efficientnet-lite-pytorch==0.1.0",  # the original network, to prove the weight conversion
-            "setuptools>=70.1",
+            "setuptools>=70.1",  # builds hubkit's wheel in the wheelhouse test without the `wheel` package
             "pip>=25",  # resolves the Kaggle image's wheel sets for Python 3.12 from another Python
-            "nbformat>=5.7",  # validates the kernels' notebooks  # builds hubkit's wheel in the wheelhouse test without the `wheel` package
+            "nbformat>=5.7",  # validates the kernels' notebooks
         ],
     },
     entry_points={"console_scripts": ["hubkit=hubkit.cli:main"]},

@@ -9,6 +9,7 @@ pictures, where ``cv2.imwrite`` would only return False.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ import numpy as np
 
 from hubkit.errors import OutputError
 
-__all__ = ["atomic_write", "write_image"]
+__all__ = ["atomic_write", "write_image", "sha256_file"]
 
 
 def _failed(path: Path, err: OSError) -> OutputError:
@@ -62,13 +63,16 @@ def atomic_write(path, mode: str = "w", newline: str | None = None) -> Iterator[
 def write_image(path, rgb: np.ndarray, quality: int = 95) -> Path:
     """Write an ``(height, width, 3)`` RGB (or ``(height, width)`` grey) uint8 picture, PNG or JPEG by suffix.
 
+    ``quality`` (0-100) applies to JPEG only.
+
     Raises:
         OutputError: an unknown suffix or a failed write; names ``path``.
     """
     path = Path(path)
     pixels = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb
     try:
-        ok, data = cv2.imencode(path.suffix, pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        jpeg = path.suffix.lower() in (".jpg", ".jpeg")
+        ok, data = cv2.imencode(path.suffix, pixels, [cv2.IMWRITE_JPEG_QUALITY, quality] if jpeg else [])
     except cv2.error:
         ok = False
     if not ok:
@@ -76,3 +80,12 @@ def write_image(path, rgb: np.ndarray, quality: int = 95) -> Path:
     with atomic_write(path, "wb") as f:
         f.write(data.tobytes())
     return path
+
+
+def sha256_file(path) -> str:
+    """The hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

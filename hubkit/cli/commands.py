@@ -156,12 +156,13 @@ def cmd_classify_glomeruli(args: argparse.Namespace) -> int:
 def cmd_make_competition(args: argparse.Namespace) -> int:
     """Build a local competition folder from real tiles with masks."""
     from hubkit.errors import MissingInputError
-    from hubkit.testbed import FULL, SMALL, default_tiles_dir, make_competition
+    from hubkit.testbed import FULL, SMALL, default_tiles_dir, make_competition, sample_tiles_dir
 
     tiles = Path(args.tiles) if args.tiles else default_tiles_dir()
-    if tiles is None:
-        raise MissingInputError("no real tiles found (../shared/data or $HUBKIT_DATA); pass --tiles DIR")
-    table = make_competition(args.out, tiles, SMALL if args.small else FULL)
+    if tiles is None and not args.small:
+        raise MissingInputError("the three large slides need 43 real tiles: the shared data (../shared/data or "
+                                "$HUBKIT_DATA) was not found; pass --tiles DIR, or --small for the tiles hubkit ships")
+    table = make_competition(args.out, tiles or sample_tiles_dir(), SMALL if args.small else FULL)
     for row in table.itertuples():
         print(f"  {row.id}: {row.height} x {row.width} px, layout {row.layout}, {row.source}")
     print(f"wrote {args.out}/ (test/<id>.tiff, sample_submission.csv, solution.csv)")
@@ -169,15 +170,15 @@ def cmd_make_competition(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job end to end: a local competition, predict with the starter model, score, overlay."""
+    """The main job end to end: a local competition of real tissue, predict, score, overlay, analyse."""
     from hubkit.testbed.demo import run_demo
 
     cfg = _predict_config(args)
-    result = run_demo(args.out, _ensemble(args, cfg), cfg, args.tiles, args.synthetic)
+    result = run_demo(args.out, _ensemble(args, cfg), cfg, args.tiles, args.classifier)
     for row in result.score.per_image.itertuples():
         slide = result.slides.set_index("id").loc[row.id]
         print(f"  {row.id}: Dice {row.dice:.4f}  ({slide.height} x {slide.width} px)  overlay {result.overlays[row.id]} "
-              "(red truth, green prediction)")
+              f"(red truth, green prediction)  report {result.reports[row.id]}")
     print(f"{result.score.summary()} ({result.label})")
     return 1 if result.run.failed else 0
 

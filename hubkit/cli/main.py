@@ -117,12 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("make-competition", "build a local competition folder from real tiles")
     p.add_argument("out", help="folder to write")
     p.add_argument("--tiles", help="folder with images/ and masks/ (default: the shared Vanderbilt tiles)")
-    p.add_argument("--small", action="store_true", help="two small slides instead of three large ones")
+    p.add_argument("--small", action="store_true",
+                   help="two small slides instead of three large ones (default tiles: those hubkit ships)")
 
     p = command("demo", "the main job end to end: local competition, predict, score, overlay")
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
-    p.add_argument("--tiles", help="folder with images/ and masks/ (default: the shared Vanderbilt tiles if found)")
-    p.add_argument("--synthetic", action="store_true", help="use synthetic slides even when real tiles exist")
+    p.add_argument("--tiles", help="folder with images/ and masks/ (default: the real tiles that ship with hubkit)")
+    p.add_argument("--classifier", help="a glomerulosclerosis classifier's folder (adds p_sclerotic to the report)")
     _predict_options(p)
     return parser
 

@@ -9,7 +9,6 @@ loads exactly like a mounted one.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import hubkit
+from hubkit._io import sha256_file
 from hubkit.errors import CardError
 from hubkit.models.card import CARD_FILE, FLAT_CARD_SUFFIX, ModelCard
 from hubkit.models.ensemble import Ensemble
@@ -26,14 +26,6 @@ from hubkit.models.registry import create_model
 
 __all__ = ["save", "load", "is_card_file", "find_cards", "walk_once", "card_kinds", "choose_cards", "load_zoo",
            "ZooSource", "default_zoo_dir"]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save(model: torch.nn.Module, card: ModelCard, directory, dtype: str = "float32") -> Path:
@@ -61,7 +53,7 @@ def save(model: torch.nn.Module, card: ModelCard, directory, dtype: str = "float
     }
     weights = directory / card.weights_file
     save_file(tensors, str(weights), metadata={"format": "pt", "hubkit_card": card.name})
-    card.sha256 = _sha256(weights)
+    card.sha256 = sha256_file(weights)
     path = directory / CARD_FILE
     tmp = path.with_suffix(".tmp")
     tmp.write_text(card.to_json(), encoding="utf-8")
@@ -88,7 +80,7 @@ def load(directory, device: str = "cpu", verify: bool = True) -> tuple[torch.nn.
     weights = card_path.parent / card.weights_file
     if not weights.is_file():
         raise CardError(f"{weights}: weight file named by {card_path} is missing")
-    if verify and card.sha256 and _sha256(weights) != card.sha256:
+    if verify and card.sha256 and sha256_file(weights) != card.sha256:
         raise CardError(f"{weights}: sha256 does not match {card_path} (corrupt or replaced weights)")
     model = create_model(card.architecture, card.encoder, card.classes,
                          **({"in_channels": card.in_channels} if card.in_channels != 3 else {}))

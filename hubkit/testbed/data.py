@@ -1,4 +1,9 @@
-"""Where the shared real data lives, and which of its tiles the shipped starter model never saw."""
+"""Real tissue for the test bed: the tiles that ship with hubkit, and the shared real data beside a checkout.
+
+`sample_tiles_dir` is the package's own 5 HuBMAP Vanderbilt PAS tiles with their glomerulus masks
+(``sample_tiles/SOURCE.md``: source, licence, attribution), checked against their sha256 before use;
+`find_data_dir` / `default_tiles_dir` find the larger shared data set when it is present.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,17 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from hubkit._io import sha256_file
+from hubkit.errors import MissingInputError
 from hubkit.slides.images import find_tile_pairs
 
-__all__ = ["find_data_dir", "default_tiles_dir", "STARTER_HELD_OUT_FIRST", "VANDERBILT_TO_HUBMAP"]
+__all__ = ["find_data_dir", "default_tiles_dir", "sample_tiles_dir", "SAMPLE_TILES", "STARTER_HELD_OUT_FIRST",
+           "VANDERBILT_TO_HUBMAP"]
+
+#: The real tiles inside the package: HuBMAP Vanderbilt PAS tiles 080, 081, 092, 093 and 094 (1600 x 1200
+#: JPEG) with 0/255 glomerulus masks, all from the starter model's held-out range.
+SAMPLE_TILES = Path(__file__).resolve().parent / "sample_tiles"
+_SAMPLE_SUMS = "SHA256SUMS.csv"
 
 #: The shipped starter model (fold 3) never trained on Vanderbilt tiles 080-239 (its validation
 #: groups), so a demo built from them scores the model on tissue it has not seen.
@@ -34,3 +47,31 @@ def default_tiles_dir() -> Optional[Path]:
     data = find_data_dir()
     folder = data / VANDERBILT if data else None
     return folder if folder is not None and find_tile_pairs(folder) else None
+
+
+def sample_tiles_dir(folder=SAMPLE_TILES) -> Path:
+    """The real tiles that ship with hubkit, after checking every file against ``SHA256SUMS.csv``.
+
+    Args:
+        folder: the sample folder (``images/``, ``masks/``, ``SHA256SUMS.csv``); default: the package's.
+
+    Returns:
+        ``folder``, ready for `hubkit.testbed.make_competition`.
+
+    Raises:
+        MissingInputError: the checksum list or a file it names is missing or changed (a broken
+            install), naming the file.
+    """
+    folder = Path(folder)
+    sums = folder / _SAMPLE_SUMS
+    if not sums.is_file():
+        raise MissingInputError(f"{sums}: missing: the real sample tiles are not installed (reinstall hubkit)")
+    lines = sums.read_text().split()[1:]
+    for line in lines:
+        name, _, expected = line.partition(",")
+        path = folder / name
+        if "/" not in name or ".." in Path(name).parts or not path.is_file():
+            raise MissingInputError(f"{path}: missing sample tile file listed in {sums} (reinstall hubkit)")
+        if sha256_file(path) != expected:
+            raise MissingInputError(f"{path}: sha256 differs from {sums}: the file is damaged (reinstall hubkit)")
+    return folder
