@@ -7,7 +7,12 @@ the shared real data.
 """
 
 from hubkit.testbed.data import (
-    SAMPLE_TILES, STARTER_HELD_OUT_FIRST, VANDERBILT_TO_HUBMAP, default_tiles_dir, find_data_dir, sample_tiles_dir,
+    SAMPLE_TILES,
+    STARTER_HELD_OUT_FIRST,
+    VANDERBILT_TO_HUBMAP,
+    default_tiles_dir,
+    find_data_dir,
+    sample_tiles_dir,
 )
 from hubkit.testbed.demo import DemoResult, run_demo
 from hubkit.testbed.local import FULL, SMALL, SlideSpec, make_competition
