@@ -7,9 +7,9 @@ PAS tissue); the model is the starter model, no TTA. Methods, each in its own pr
 * ``hubkit``: `predict_slide` as shipped (its `hubkit.inference.threads.ThreadGovernor` picks
   all cores or one, whichever is faster now);
 * ``hubkit-fixed``: the same with every core always (a thread count given), as before the governor;
-* ``monai``: MONAI's ``sliding_window_inference`` (Gaussian, overlap 0.25) with the two switches
-  its users flip, bf16 autocast and channels-last, on the slide read into memory at model scale,
-  then thresholded, upsampled and encoded with the common Kaggle RLE encoder.
+* the peers of `peers.py` (``--methods`` picks them): by default ``monai-bf16``, MONAI's
+  ``sliding_window_inference`` with the two switches its users flip, bf16 autocast and
+  channels-last; also ``monai`` (fp32), ``kaggle-3rd`` and ``deepflash2``.
 
 A busy process is ``while True: pass`` (one core each). Reported: median seconds over the rounds
 per method and load, and the slowdown against the same method quiet.
@@ -31,66 +31,47 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+from peers import PEERS  # noqa: E402  (bench/ is on the path)
 
 METHODS = {
     "hubkit": {},
     "hubkit-fixed": {"HUBKIT_BENCH_FIXED_THREADS": "1"},
-    "monai": {},
+    **{peer: {} for peer in PEERS},
 }
+DEFAULT_METHODS = "hubkit,hubkit-fixed,monai-bf16"
 
 
-def _hubkit(slide, models) -> str:
+def _hubkit(path, models) -> str:
     from hubkit.inference import PredictConfig, predict_slide
+    from hubkit.slides import open_slide
 
     # hubkit-fixed: every core, always (torch_threads set turns the thread governor off), as before it
     fixed = os.cpu_count() if os.environ.get("HUBKIT_BENCH_FIXED_THREADS") else None
-    return predict_slide(slide, models, PredictConfig(tta="none", device="cpu", torch_threads=fixed)).output["predicted"]
+    with open_slide(path) as slide:
+        return predict_slide(slide, models, PredictConfig(tta="none", device="cpu", torch_threads=fixed)).output["predicted"]
 
 
-def _monai(slide, models) -> str:
-    import torch
-    from bench_rle import kaggle_encode
-    from monai.inferers import sliding_window_inference
-
-    (member,) = models
-    model, card = member.model.eval(), member.card
-    h, w = slide.shape
-    small = slide.read((0, 0, h, w), scale=card.scale)  # the slide in memory at model scale
-    mean = torch.tensor(card.mean).view(1, 3, 1, 1) * 255
-    std = torch.tensor(card.std).view(1, 3, 1, 1) * 255
-    x = ((torch.from_numpy(small).permute(2, 0, 1)[None].float() - mean) / std).contiguous(memory_format=torch.channels_last)
-    model = model.to(memory_format=torch.channels_last)
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        prob = sliding_window_inference(x, (card.tile_size, card.tile_size), 1, lambda t: torch.sigmoid(model(t).float()),
-                                        overlap=0.25, mode="gaussian")
-    full = cv2.resize(prob[0, 0].float().numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
-    return kaggle_encode((full > card.threshold).astype(np.uint8))
-
-
-def worker(method: str, slide_path: str) -> dict:
+def worker(method: str, slide_path: str, warm_path: str) -> dict:
     from hubkit.models import zoo
-    from hubkit.slides import InMemorySlide, open_slide
 
     models = zoo.load_zoo(zoo.default_zoo_dir())
-    run = _monai if method == "monai" else _hubkit
-    run(InMemorySlide(np.full((1024, 1024, 3), 128, np.uint8)), models)  # warm-up: lazy imports, oneDNN kernels
+    (member,) = models.members
+    run = (lambda path: PEERS[method](path, member)) if method in PEERS else (lambda path: _hubkit(path, models))
+    run(warm_path)  # warm-up: lazy imports, oneDNN kernels
     t0, c0 = time.perf_counter(), time.process_time()
-    with open_slide(slide_path) as slide:
-        encoding = run(slide, models)
+    encoding = run(slide_path)
     return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "encoding": encoding}
 
 
-def measure(method: str, slide: Path, busy: int) -> dict:
+def measure(method: str, slide: Path, warm: Path, busy: int) -> dict:
     from bench_predict import run_json
 
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
     try:
-        return run_json([__file__, "--worker", method, "--slide", str(slide)], method, {**os.environ, **METHODS[method]})
+        return run_json([__file__, "--worker", method, "--slide", str(slide), "--warm", str(warm)], method, {**os.environ, **METHODS[method]})
     finally:
         for hog in hogs:
             hog.kill()
@@ -102,12 +83,13 @@ def main() -> None:
     ap.add_argument("--size", type=float, default=0.35, help="slide size relative to aaa6a05cc (18484 x 13013)")
     ap.add_argument("--busy", default="0,1,2", help="numbers of busy processes beside the run")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=DEFAULT_METHODS, help=f"from {', '.join(METHODS)}")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--slide", help=argparse.SUPPRESS)
+    ap.add_argument("--warm", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.slide)))
+        print(json.dumps(worker(args.worker, args.slide, args.warm)))
         return
 
     from bench_predict import build_slide
@@ -115,17 +97,20 @@ def main() -> None:
     from hubkit.formats.metrics import rle_dice
 
     methods = args.methods.split(",")
+    if set(methods) - set(METHODS):
+        sys.exit(f"unknown method(s) {sorted(set(methods) - set(METHODS))}; choose from {', '.join(METHODS)}")
     loads = [int(n) for n in args.busy.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.tiff"
+        path, warm = Path(tmp) / "bench.tiff", Path(tmp) / "warm.tiff"
         shape, truth = build_slide(path, args.size)
+        build_slide(warm, 0.12, "dense")
         print(f"slide {shape[0]} x {shape[1]} px ({shape[0] * shape[1] / 1e6:.0f} Mpx) of real tissue, no TTA, "
               f"{os.cpu_count()} cores; {args.rounds} interleaved rounds, medians")
         runs: dict[tuple[str, int], list[dict]] = {}
         for _ in range(args.rounds):
             for busy in loads:
                 for method in methods:
-                    runs.setdefault((method, busy), []).append(measure(method, path, busy))
+                    runs.setdefault((method, busy), []).append(measure(method, path, warm, busy))
         for method in methods:
             quiet = statistics.median(r["seconds"] for r in runs[(method, loads[0])])
             dice = rle_dice(runs[(method, loads[0])][0]["encoding"], truth)
@@ -137,10 +122,12 @@ def main() -> None:
                              f"range {min(secs):.1f}-{max(secs):.1f}, CPU {cpu:.0f} s)")
             print(f"  {method:12s} Dice {dice:.4f} | " + " | ".join(cells))
         for busy in loads:
-            h = statistics.median(r["seconds"] for r in runs[("hubkit", busy)]) if "hubkit" in methods else None
-            m = statistics.median(r["seconds"] for r in runs[("monai", busy)]) if "monai" in methods else None
-            if h and m:
-                print(f"  {busy} busy: hubkit x{m / h:.2f} faster than MONAI (bf16 + channels-last)")
+            if "hubkit" not in methods:
+                break
+            h = statistics.median(r["seconds"] for r in runs[("hubkit", busy)])
+            ratios = [f"x{statistics.median(r['seconds'] for r in runs[(m, busy)]) / h:.2f} vs {m}"
+                      for m in methods if m in PEERS]
+            print(f"  {busy} busy: hubkit " + ", ".join(ratios))
 
 
 if __name__ == "__main__":

@@ -1,20 +1,24 @@
-"""Time `predict_slide` against a naive baseline with the same model on the same real-tissue slide.
+"""Race `predict_slide` against what users really run, with the same model on the same real-tissue slides.
 
-The slide has the outline of a real HuBMAP slide (the tissue mask of aaa6a05cc, ~48% tissue like
-the median HuBMAP slide) filled with real PAS tissue: the shared Vanderbilt tiles the starter
-model never trained on, at HuBMAP magnification, with their glomerulus masks as the truth.
+Each slide has the outline of a real HuBMAP slide filled with real PAS tissue: the shared
+Vanderbilt tiles the starter model never trained on, at HuBMAP magnification, with their glomerulus
+masks as the truth. Three layouts show what tissue skipping is worth:
 
-* naive: the whole slide read at full resolution, shrunk, every tile predicted (glass too), fp32,
-  model-scale float accumulators, a full-resolution float map, the Kaggle kernels' RLE encoder;
-* hubkit: `predict_slide` (tissue skipping, AMP + channels-last, reader threads, column strips).
+* ``hubmap``: the tissue outline of aaa6a05cc (~47% tissue, like the median HuBMAP slide);
+* ``dense``: tissue everywhere (a dense biopsy: the tissue test skips nothing);
+* ``glass``: the same outline shrunk into one corner (~12% tissue, mostly glass).
 
-Each runs in its own process, so each peak RSS is its own, and is timed after a warm-up on a
-small slide (CUDA context, cudnn autotuning), which a Kaggle run pays once, not per slide. Then ``--huge`` writes a 40,000 x
-50,000 slide (2 Gpx, a small piece of tissue on glass) and reports hubkit's peak RSS on it.
+Methods (each in its own process, warmed up on a small slide first, then timed; interleaved rounds;
+median and spread): ``hubkit`` (`predict_slide` as shipped) and the peers of `peers.py`: MONAI's
+``sliding_window_inference`` as it ships (fp32) and with bf16 + channels-last, the 3rd-place
+Kaggle 2021 inference loop, and deepflash2's tiled inference. No TTA for any of them (equal work).
+Reported: seconds, peak RSS of the worker, Dice against the truth, and hubkit's speed ratio
+against each peer; ``--ensemble N`` and ``--huge`` add hubkit-only runs.
 
-    python bench/bench_predict.py              # half-size slide (~60 Mpx), flip TTA
-    python bench/bench_predict.py --size 1.0   # full aaa6a05cc size (240 Mpx)
-    python bench/bench_predict.py --huge       # plus the 2 Gpx case
+    pip install monai                      # the MONAI baseline (not a hubkit dependency)
+    python bench/bench_predict.py                          # 3 layouts, ~60 Mpx each, 2 rounds
+    python bench/bench_predict.py --slides hubmap --rounds 3 --methods hubkit,monai-bf16
+    python bench/bench_predict.py --size 1.0 --huge        # full aaa6a05cc size (240 Mpx), plus 2 Gpx
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,21 +38,42 @@ import cv2
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from peers import PEERS  # noqa: E402  (bench/ is on the path)
+
+METHODS = ["hubkit", *PEERS]
+LAYOUTS = ("hubmap", "dense", "glass")
 
 
-def build_slide(path: Path, size: float) -> tuple[tuple[int, int], str]:
+def _tissue(layout: str, h: int, w: int) -> np.ndarray:
+    """Where the slide has tissue: (h, w) bool for one of `LAYOUTS`."""
+    from hubkit.slides import read_mask
+    from hubkit.testbed.data import find_data_dir
+
+    if layout == "dense":
+        return np.ones((h, w), bool)
+    outline = read_mask(find_data_dir() / "hubmap-kidney-0486052bb-patches" / "tissue_masks_level2" / "aaa6a05cc_tissue_mask.png")
+    if layout == "hubmap":
+        return cv2.resize(outline, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    tissue = np.zeros((h, w), bool)  # "glass": the outline at half size in the top-left quarter
+    tissue[: h // 2, : w // 2] = cv2.resize(outline, (w // 2, h // 2), interpolation=cv2.INTER_NEAREST).astype(bool)
+    return tissue
+
+
+def build_slide(path: Path, size: float, layout: str = "hubmap") -> tuple[tuple[int, int], str]:
+    """Write a real-tissue slide of ``size`` x aaa6a05cc's (18484 x 13013) in ``layout``; returns its
+    ``(height, width)`` and its truth RLE."""
     from hubkit.formats import rle
-    from hubkit.slides import find_tile_pairs, read_mask, write_slide
+    from hubkit.slides import find_tile_pairs, write_slide
     from hubkit.testbed import STARTER_HELD_OUT_FIRST, VANDERBILT_TO_HUBMAP, default_tiles_dir
     from hubkit.testbed.data import find_data_dir
     from hubkit.testbed.mosaic import GLASS_RGB, mosaic_slide
 
-    data = find_data_dir()
-    if data is None:
+    if find_data_dir() is None:
         sys.exit("needs the shared real data (../shared/data or $HUBKIT_DATA)")
-    tissue = read_mask(data / "hubmap-kidney-0486052bb-patches" / "tissue_masks_level2" / "aaa6a05cc_tissue_mask.png")
     h, w = int(18484 * size), int(13013 * size)
-    tissue = cv2.resize(tissue, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    tissue = _tissue(layout, h, w)
     pairs = [p for p in find_tile_pairs(default_tiles_dir()) if p[0].stem >= STARTER_HELD_OUT_FIRST][:8]
     texture, truth = mosaic_slide(pairs, columns=4, gap=0, tile_scale=VANDERBILT_TO_HUBMAP)
     reps = (-(-h // texture.shape[0]), -(-w // texture.shape[1]))
@@ -82,76 +108,38 @@ def build_huge(path: Path) -> tuple[int, int]:
     return shape
 
 
-def worker(kind: str, slide_path: str, tta: str, ensemble: int = 1) -> dict:
-    """Run one method in this process; report seconds, peak RSS, tiles and the encoding."""
+def _hubkit(path, models, tta: str = "none") -> tuple[str, int, int]:
     import torch
 
     from hubkit.inference import PredictConfig, predict_slide
-    from hubkit.models import Ensemble, zoo
     from hubkit.slides import open_slide
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with open_slide(path) as slide:
+        result = predict_slide(slide, models, PredictConfig(tta=tta, device=device))
+    return result.output["predicted"], result.tiles_run, result.tiles_total
+
+
+def worker(method: str, slide_path: str, warm_path: str, tta: str = "none", ensemble: int = 1) -> dict:
+    """Run one method in this process (warm-up slide, then the timed slide); seconds, peak RSS, encoding."""
+    import torch
+
+    from hubkit.models import Ensemble, zoo
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     models = zoo.load_zoo(zoo.default_zoo_dir()).to(device)
-    if kind == "hubkit":
+    if method == "hubkit":
         models = Ensemble(list(models.members) * ensemble)  # the starter model N times: an N-model ensemble's work
-    # Warm up on a small slide first (CUDA context, cudnn autotuning, lazy imports): a Kaggle run
-    # pays this once, not per slide.
-    from hubkit.slides import InMemorySlide
-
-    warm = InMemorySlide(np.random.default_rng(0).integers(0, 256, (2048, 2048, 3), dtype=np.uint8))
-    if kind == "hubkit":
-        predict_slide(warm, models, PredictConfig(tta=tta, device=device.type, min_tissue=0))
+        run = lambda path: _hubkit(path, models, tta)  # noqa: E731
     else:
-        naive(warm, models, tta, device)
+        (member,) = models.members
+        run = lambda path: (PEERS[method](path, member), 0, 0)  # noqa: E731
+    run(warm_path)  # lazy imports, oneDNN kernels, CUDA context: a Kaggle run pays these once, not per slide
     t = time.perf_counter()
-    with open_slide(slide_path) as slide:
-        if kind == "hubkit":
-            result = predict_slide(slide, models, PredictConfig(tta=tta, device=device.type))
-            encoding, tiles = result.output["predicted"], result.tiles_run // len(models)
-        else:
-            encoding, tiles = naive(slide, models, tta, device)
+    encoding, tiles, total = run(slide_path)
     seconds = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"seconds": seconds, "peak_rss": rss, "encoding": encoding, "tiles": tiles}
-
-
-def naive(slide, models, tta: str, device) -> tuple[str, int]:
-    """The straightforward kernel: everything in memory, every tile, fp32."""
-    import torch
-
-    from hubkit.inference.tiling import grid_starts
-    from hubkit.inference.tta import get_tta
-    from hubkit.slides import scaled_size
-
-    (member,) = models
-    model, card = member.model, member.card
-    h, w = slide.shape
-    whole = slide.read((0, 0, h, w))  # the whole slide at full resolution
-    hs, ws = scaled_size(h, card.scale), scaled_size(w, card.scale)
-    small = cv2.resize(whole, (ws, hs), interpolation=cv2.INTER_AREA)
-    prob = np.zeros((hs, ws), np.float32)
-    count = np.zeros((hs, ws), np.float32)
-    t = card.tile_size
-    mean = np.array(card.mean, np.float32) * 255
-    std = np.array(card.std, np.float32) * 255
-    model = model.float().to(memory_format=torch.contiguous_format)
-    tiles = 0
-    for r in grid_starts(hs, t, 0.25):
-        for c in grid_starts(ws, t, 0.25):
-            tile = np.zeros((t, t, 3), np.float32)
-            part = small[r : r + t, c : c + t]
-            tile[: part.shape[0], : part.shape[1]] = part
-            x = torch.from_numpy((tile - mean) / std).permute(2, 0, 1)[None].to(device)
-            with torch.no_grad():
-                p = sum(tf.inverse(torch.sigmoid(model(tf.forward(x)))) for tf in get_tta(tta)) / len(get_tta(tta))
-            p = p[0, 0].cpu().numpy()[: part.shape[0], : part.shape[1]]
-            prob[r : r + t, c : c + t][: p.shape[0], : p.shape[1]] += p
-            count[r : r + t, c : c + t][: p.shape[0], : p.shape[1]] += 1
-            tiles += 1
-    full = cv2.resize(prob / np.maximum(count, 1), (w, h), interpolation=cv2.INTER_LINEAR)  # full-res float map
-    from bench_rle import kaggle_encode  # bench/ is on the path: this script runs from there
-
-    return kaggle_encode((full > card.threshold).astype(np.uint8)), tiles
+    return {"seconds": seconds, "peak_rss": rss, "encoding": encoding, "tiles": tiles, "tiles_total": total}
 
 
 def run_json(args: list[str], what: str, env: Optional[dict] = None) -> dict:
@@ -162,41 +150,71 @@ def run_json(args: list[str], what: str, env: Optional[dict] = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_worker(kind: str, slide: Path, tta: str, ensemble: int = 1) -> dict:
-    return run_json([__file__, "--worker", kind, "--slide", str(slide), "--tta", tta, "--ensemble", str(ensemble)], kind)
+def run_worker(method: str, slide: Path, warm: Path, tta: str = "none", ensemble: int = 1) -> dict:
+    return run_json([__file__, "--worker", method, "--slide", str(slide), "--warm", str(warm), "--tta", tta,
+                     "--ensemble", str(ensemble)], method)
+
+
+def _race(path: Path, warm: Path, truth: str, methods: list[str], rounds: int) -> None:
+    from hubkit.formats.metrics import rle_dice
+
+    runs: dict[str, list[dict]] = {m: [] for m in methods}
+    for _ in range(rounds):
+        for m in methods:
+            runs[m].append(run_worker(m, path, warm))
+    med = {m: statistics.median(r["seconds"] for r in runs[m]) for m in methods}
+    for m in methods:
+        secs = [r["seconds"] for r in runs[m]]
+        rss = statistics.median(r["peak_rss"] for r in runs[m]) / 2**30
+        ratio = f"   hubkit x{med[m] / med['hubkit']:.2f} faster" if "hubkit" in med and m != "hubkit" else ""
+        print(f"    {m:11s} {med[m]:7.1f} s (range {min(secs):.1f}-{max(secs):.1f})   peak RSS {rss:5.2f} GiB   "
+              f"Dice {rle_dice(runs[m][0]['encoding'], truth):.4f}{ratio}")
+    if "hubkit" in runs:
+        r = runs["hubkit"][0]
+        print(f"    hubkit ran {r['tiles']} of {r['tiles_total']} tiles ({100 * r['tiles'] / r['tiles_total']:.0f}%: "
+              "the rest held no tissue)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=float, default=0.5, help="slide size relative to aaa6a05cc (18484 x 13013)")
-    ap.add_argument("--tta", default="flip")
-    ap.add_argument("--huge", action="store_true", help="also the 40,000 x 50,000 slide")
+    ap.add_argument("--slides", default=",".join(LAYOUTS), help=f"tissue layouts, from {', '.join(LAYOUTS)}")
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"from {', '.join(METHODS)}")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--huge", action="store_true", help="also hubkit on a 40,000 x 50,000 slide")
     ap.add_argument("--ensemble", type=int, default=0,
-                    help="also time an N-model ensemble (the starter N times) and project minutes per Gpx")
+                    help="also time an N-model hubkit ensemble (the starter N times) with --tta, per Gpx")
+    ap.add_argument("--tta", default="flip", help="TTA of the --ensemble run (the race runs without TTA)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--slide", help=argparse.SUPPRESS)
+    ap.add_argument("--warm", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.slide, args.tta, args.ensemble or 1)))
+        print(json.dumps(worker(args.worker, args.slide, args.warm, args.tta, args.ensemble or 1)))
         return
+    methods, layouts = args.methods.split(","), args.slides.split(",")
+    unknown = sorted({*methods} - {*METHODS}) + sorted({*layouts} - {*LAYOUTS})
+    if unknown:
+        sys.exit(f"unknown method or layout {unknown}; methods: {', '.join(METHODS)}; layouts: {', '.join(LAYOUTS)}")
 
-    from hubkit.formats.hubmap2021 import rle_dice
+    import torch
+
+    from hubkit.inference.tta import get_tta
 
     with tempfile.TemporaryDirectory() as tmp:
+        warm = Path(tmp) / "warm.tiff"
+        build_slide(warm, 0.12, "dense")
+        print(f"{torch.get_num_threads()} torch threads, {'GPU' if torch.cuda.is_available() else 'CPU'}; "
+              f"{args.rounds} interleaved rounds, medians; no TTA; each method in its own process")
         path = Path(tmp) / "bench.tiff"
-        shape, truth = build_slide(path, args.size)
-        print(f"slide {shape[0]} x {shape[1]} px ({shape[0] * shape[1] / 1e6:.0f} Mpx) of real tissue, "
-              f"TTA {args.tta}; each method in its own process")
-        results = {kind: run_worker(kind, path, args.tta) for kind in ("naive", "hubkit")}
-        for kind, r in results.items():
-            print(f"  {kind:7s} {r['seconds']:7.1f} s   peak RSS {r['peak_rss'] / 2**30:5.2f} GiB   "
-                  f"Dice vs truth {rle_dice(r['encoding'], truth):.4f}")
-        n, h = results["naive"], results["hubkit"]
-        print(f"  hubkit: x{n['seconds'] / h['seconds']:.1f} faster, peak RSS x{h['peak_rss'] / n['peak_rss']:.2f} of naive; "
-              f"predictions agree (Dice {rle_dice(h['encoding'], n['encoding']):.4f})")
+        for layout in layouts:
+            shape, truth = build_slide(path, args.size, layout)
+            print(f"  {layout}: {shape[0]} x {shape[1]} px ({shape[0] * shape[1] / 1e6:.0f} Mpx)")
+            _race(path, warm, truth, methods, args.rounds)
         if args.ensemble:
-            r = run_worker("hubkit", path, args.tta, args.ensemble)
-            passes = args.ensemble * (2 if args.tta == "flip" else 1 if args.tta == "none" else 4 if args.tta == "flip2" else 8)
+            shape, _ = build_slide(path, args.size, "hubmap")
+            r = run_worker("hubkit", path, warm, args.tta, args.ensemble)
+            passes = args.ensemble * len(get_tta(args.tta))
             gpx = shape[0] * shape[1] / 1e9
             print(f"  {args.ensemble}-model ensemble, TTA {args.tta}: {r['seconds']:.1f} s, {r['tiles']} tissue tiles x "
                   f"{passes} passes = {r['tiles'] * passes / r['seconds']:.0f} tile passes/s; "
@@ -207,7 +225,7 @@ def main() -> None:
             shape = build_huge(big)
             print(f"huge slide {shape[0]} x {shape[1]} px ({shape[0] * shape[1] / 1e9:.1f} Gpx, "
                   f"{big.stat().st_size / 1e6:.0f} MB zlib TIFF) written in {time.perf_counter() - t:.0f} s")
-            r = run_worker("hubkit", big, args.tta)
+            r = run_worker("hubkit", big, warm)
             print(f"  hubkit {r['seconds']:7.1f} s   peak RSS {r['peak_rss'] / 2**30:5.2f} GiB "
                   f"(goal < 4 GiB; the slide's pixels alone are {shape[0] * shape[1] * 3 / 2**30:.1f} GiB)")
 

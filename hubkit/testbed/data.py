@@ -70,7 +70,8 @@ def sample_tiles_dir(folder=SAMPLE_TILES) -> Path:
     for line in lines:
         name, _, expected = line.partition(",")
         path = folder / name
-        if "/" not in name or ".." in Path(name).parts or not path.is_file():
+        parts = Path(name).parts
+        if len(parts) != 2 or parts[0] not in ("images", "masks") or parts[1] in ("", "..") or not path.is_file():
             raise MissingInputError(f"{path}: missing sample tile file listed in {sums} (reinstall hubkit)")
         if sha256_file(path) != expected:
             raise MissingInputError(f"{path}: sha256 differs from {sums}: the file is damaged (reinstall hubkit)")

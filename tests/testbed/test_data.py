@@ -30,7 +30,8 @@ def _damage_byte(folder):
     (lambda f: (f / "masks" / "train_092.png").unlink(), "train_092.png: missing sample tile file"),
     (_damage_byte, "train_081.jpg: sha256 differs"),
     (lambda f: (f / "SHA256SUMS.csv").unlink(), "SHA256SUMS.csv: missing"),
-    (lambda f: (f / "SHA256SUMS.csv").write_text("path,sha256\n../../etc/passwd,00\n"), "missing sample tile file"),
+    (lambda f: (f / "SHA256SUMS.csv").write_text("path,sha256\nimages/../../x.jpg,00\n"), "missing sample tile file"),
+    (lambda f: (f / "SHA256SUMS.csv").write_text("path,sha256\n/etc/hostname,00\n"), "missing sample tile file"),
 ])
 def test_a_damaged_install_is_refused_naming_the_file(tmp_path, damage, message):
     folder = tmp_path / "sample"
