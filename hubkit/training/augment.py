@@ -31,14 +31,16 @@ def context_size(tile: int) -> int:
     return int(math.ceil(tile * CONTEXT / 32) * 32)
 
 
-def train_transforms(tile: int, strength: float = 1.0) -> A.Compose:
+def train_transforms(tile: int, strength: float = 1.0, stain: float = 0.0) -> A.Compose:
     """Augmentations for a ``(context_size(tile),) * 2`` crop, returning a ``(tile, tile)`` one.
 
     Args:
         tile: output side in pixels.
         strength: 0 turns every transform off (only the centre crop remains); 1 is the full set.
+        stain: `HEDJitter` sigma and bias (0 = no stain jitter).
     """
     p = max(0.0, min(1.0, strength))
+    stain_jitter = [HEDJitter(sigma=stain, bias=stain, p=0.7 * p)] if stain > 0 else []
     return A.Compose(
         [
             A.HorizontalFlip(p=0.5 * p),
@@ -48,6 +50,7 @@ def train_transforms(tile: int, strength: float = 1.0) -> A.Compose:
                      interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST,
                      border_mode=cv2.BORDER_REFLECT_101, p=0.8 * p),
             A.CenterCrop(tile, tile),
+            *stain_jitter,
             A.OneOf([A.MotionBlur(blur_limit=(3, 7)), A.GaussianBlur(blur_limit=(3, 7)),
                      A.Defocus(radius=(1, 3))], p=0.3 * p),
             A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.6 * p),

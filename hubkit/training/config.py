@@ -53,6 +53,8 @@ class TrainConfig:
         mixup: probability of mixing a batch with a shuffled copy of itself (MixUp).
         cutmix: probability of pasting a random box of a shuffled copy into the batch (CutMix).
         strength: augmentation strength.
+        stain: HED stain jitter for ``segment`` (Tellez et al.): each stain's optical density scaled
+            by ``1 +- stain`` and shifted by ``+- stain`` on 70% of crops; 0 = off (the starter's).
         workers: DataLoader workers.
         amp: autocast (fp16 on CUDA with a gradient scaler, bf16 on CPU); off = float32 throughout.
         device: ``"auto"``, ``"cuda"`` or ``"cpu"``.
@@ -89,6 +91,7 @@ class TrainConfig:
     mixup: float = spec(0.0, low=0, high=1)
     cutmix: float = spec(0.0, low=0, high=1)
     strength: float = spec(1.0, low=0, high=10)
+    stain: float = spec(0.0, low=0, high=1)
     workers: int = spec(2, low=0, high=256)
     amp: bool = True
     device: str = spec("auto", pattern=r"auto|cpu|cuda(:[0-9]+)?", pattern_help="auto, cpu, cuda or cuda:N")

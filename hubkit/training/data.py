@@ -58,16 +58,17 @@ class TrainTiles(_Tiles):
         samples: crops per epoch.
         glomerulus_p: chance a crop is centred on a random glomerulus pixel (when the tile has one).
         strength: augmentation strength (0 = none).
+        stain: HED stain jitter (`train_transforms`; 0 = none).
         seed: with `set_epoch`, makes every crop reproducible.
         classes: output classes; the target is ``(classes, tile, tile)`` (`one_hot`).
     """
 
     def __init__(self, index, root, tile: int, mean, std, samples: int, glomerulus_p: float = 0.6,
-                 strength: float = 1.0, seed: int = 0, classes: int = 1):
+                 strength: float = 1.0, seed: int = 0, classes: int = 1, stain: float = 0.0):
         super().__init__(index, root, mean, std, classes)
         self.tile, self.samples, self.glomerulus_p, self.seed = tile, samples, glomerulus_p, seed
         self.context = context_size(tile)
-        self.transforms = train_transforms(tile, strength)
+        self.transforms = train_transforms(tile, strength, stain)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

@@ -105,7 +105,7 @@ def _fold_tiles(cfg: TrainConfig, fold: int, ranks: Ranks):
     if len(train_idx) == 0 or len(valid_idx) == 0:
         raise DataError(f"fold {fold}: {len(train_idx)} training and {len(valid_idx)} validation tiles; need both")
     train_ds = TrainTiles(train_idx, root, cfg.crop, stats["mean"], stats["std"], cfg.samples_per_epoch,
-                          strength=cfg.strength, seed=cfg.seed, classes=cfg.classes)
+                          strength=cfg.strength, seed=cfg.seed, classes=cfg.classes, stain=cfg.stain)
     if cfg.classes > 1:
         _check_labels(train_ds, cfg)
     valid_ds = ValidTiles(valid_idx.iloc[ranks.rank :: ranks.world], root, stats["mean"], stats["std"], cfg.classes)
