@@ -51,7 +51,8 @@ def _hubkit(path, models) -> str:
     # hubkit-fixed: every core, always (torch_threads set turns the thread governor off), as before it
     fixed = os.cpu_count() if os.environ.get("HUBKIT_BENCH_FIXED_THREADS") else None
     with open_slide(path) as slide:
-        return predict_slide(slide, models, PredictConfig(tta="none", device="cpu", torch_threads=fixed)).output["predicted"]
+        cfg = PredictConfig(tta="none", device="cpu", torch_threads=fixed)
+        return predict_slide(slide, models, cfg).output["predicted"]
 
 
 def worker(method: str, slide_path: str, warm_path: str) -> dict:
@@ -71,7 +72,8 @@ def measure(method: str, slide: Path, warm: Path, busy: int) -> dict:
 
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
     try:
-        return run_json([__file__, "--worker", method, "--slide", str(slide), "--warm", str(warm)], method, {**os.environ, **METHODS[method]})
+        return run_json([__file__, "--worker", method, "--slide", str(slide), "--warm", str(warm)], method,
+                        {**os.environ, **METHODS[method]})
     finally:
         for hog in hogs:
             hog.kill()

@@ -131,7 +131,8 @@ def main() -> None:
     card = member.card
     x, truth = real_tiles(card)
     example = torch.from_numpy(x[: args.batch])
-    print(f"{card.name} ({card.architecture}/{card.encoder}), {len(x)} real {card.tile_size} px tiles at 1/{card.scale:g}, "
+    print(f"{card.name} ({card.architecture}/{card.encoder}), {len(x)} real {card.tile_size} px tiles "
+          f"at 1/{card.scale:g}, "
           f"batch {args.batch}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     reference, base = None, None
     with tempfile.TemporaryDirectory() as tmp:

@@ -80,7 +80,8 @@ def main() -> None:
     tiles = args.gpx * 1e9 / args.scale**2 / step**2 * args.tissue
     for models in (1, 4):
         passes = models * 2
-        print(f"  {args.gpx:g} Gpx at 1/{args.scale:g} scale, overlap {args.overlap:g}, {args.tissue:.0%} tissue tiles: "
+        print(f"  {args.gpx:g} Gpx at 1/{args.scale:g} scale, overlap {args.overlap:g}, "
+              f"{args.tissue:.0%} tissue tiles: "
               f"{tiles:,.0f} tiles x {models} model(s) x 2 flips = {tiles * passes / best / 60:.1f} min of model time "
               f"at the best rate ({best:.1f} tiles/s)")
 

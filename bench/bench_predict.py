@@ -53,7 +53,8 @@ def _tissue(layout: str, h: int, w: int) -> np.ndarray:
 
     if layout == "dense":
         return np.ones((h, w), bool)
-    outline = read_mask(find_data_dir() / "hubmap-kidney-0486052bb-patches" / "tissue_masks_level2" / "aaa6a05cc_tissue_mask.png")
+    masks = find_data_dir() / "hubmap-kidney-0486052bb-patches" / "tissue_masks_level2"
+    outline = read_mask(masks / "aaa6a05cc_tissue_mask.png")
     if layout == "hubmap":
         return cv2.resize(outline, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
     tissue = np.zeros((h, w), bool)  # "glass": the outline at half size in the top-left quarter
@@ -171,8 +172,8 @@ def _race(path: Path, warm: Path, truth: str, methods: list[str], rounds: int) -
               f"Dice {rle_dice(runs[m][0]['encoding'], truth):.4f}{ratio}")
     if "hubkit" in runs:
         r = runs["hubkit"][0]
-        print(f"    hubkit ran {r['tiles']} of {r['tiles_total']} tiles ({100 * r['tiles'] / r['tiles_total']:.0f}%: "
-              "the rest held no tissue)")
+        print(f"    hubkit ran {r['tiles']} of {r['tiles_total']} tiles ({100 * r['tiles'] / r['tiles_total']:.0f}%; "
+              "it skips tiles without tissue)")
 
 
 def main() -> None:

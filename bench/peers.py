@@ -167,7 +167,8 @@ def _deepflash2(path, member) -> str:
     import torch.nn.functional as F
 
     model, card = member.model.float().eval(), member.card
-    tile_shape, scale, border_padding_factor, max_tile_shift, sigma_scale = (card.tile_size,) * 2, card.scale, 0.25, 0.5, 1 / 8
+    tile_shape, scale = (card.tile_size,) * 2, card.scale
+    border_padding_factor, max_tile_shift, sigma_scale = 0.25, 0.5, 1 / 8  # deepflash2's config defaults
 
     def torch_gaussian(M, std):
         n = torch.arange(0, M) - (M - 1.0) / 2.0
@@ -229,7 +230,8 @@ def _deepflash2(path, member) -> str:
             batch = torch.mean(smxs, dim=0) * mw.view(1, 1, *mw.shape)
             prob[0:1, ox0:ox1, oy0:oy1] += batch[0, 0:1, ix0:ix1, iy0:iy1]
             merge_map[ox0:ox1, oy0:oy1] += mw[ix0:ix1, iy0:iy1]
-            unc = (torch.mean(smxs ** 2, dim=0) - torch.mean(smxs, dim=0) ** 2 + torch.mean(smxs * (1 - smxs), dim=0)) / 0.25
+            epistemic = torch.mean(smxs ** 2, dim=0) - torch.mean(smxs, dim=0) ** 2
+            unc = (epistemic + torch.mean(smxs * (1 - smxs), dim=0)) / 0.25  # their uncertainty()
             stdeviation[ox0:ox1, oy0:oy1] += (torch.mean(unc, dim=1) * mw.view(1, *mw.shape))[0][ix0:ix1, iy0:iy1]
         prob /= torch.unsqueeze(merge_map, 0)
         stdeviation /= merge_map
