@@ -10,18 +10,19 @@ pictures, where ``cv2.imwrite`` would only return False.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator, Optional
 
 import cv2
 import numpy as np
 
-from hubkit.errors import OutputError
+from hubkit.errors import HubkitError, OutputError
 
-__all__ = ["atomic_write", "write_image", "sha256_file"]
+__all__ = ["atomic_write", "write_image", "sha256_file", "read_json"]
 
 
 def _failed(path: Path, err: OSError) -> OutputError:
@@ -89,3 +90,33 @@ def sha256_file(path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_json(path, error: type[HubkitError], what: str, missing: Optional[str] = None, hint: str = "") -> Any:
+    """The parsed JSON of a file from outside, or ``error`` naming the file and what is wrong with it.
+
+    Args:
+        path: the file.
+        error: the `HubkitError` subclass to raise (the reader's room: `CardError`, `DataError`, ...).
+        what: the file's role in the message (``"model card"``: "<path>: unreadable model card: ...").
+        missing: the whole message after "<path>: " for a file that does not exist, if it differs.
+        hint: appended to every message (what the user can do).
+
+    Raises:
+        error: a missing or unreadable file, bytes that are not UTF-8, text that is not JSON, or JSON
+            nested too deeply to parse.
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problem = missing or f"unreadable {what}: no such file"
+    except RecursionError:
+        problem = f"unreadable {what}: JSON nested too deeply"
+    except UnicodeDecodeError:
+        problem = f"unreadable {what}: not UTF-8 text"
+    except json.JSONDecodeError as err:
+        problem = f"unreadable {what}: not JSON ({err})"
+    except OSError as err:
+        problem = f"unreadable {what}: {err.strerror or err}"
+    raise error(f"{path}: {problem}{hint}") from None

@@ -19,7 +19,7 @@ import numpy as np
 from affine import Affine
 from rasterio import features as rio_features
 
-from hubkit._io import atomic_write
+from hubkit._io import atomic_write, read_json
 from hubkit.errors import AnnotationError
 from hubkit.formats import rle
 from hubkit.slides.base import scaled_size
@@ -134,14 +134,7 @@ def load_features(path, default_label: str = "glomerulus") -> list[Feature]:
         AnnotationError: unreadable JSON, an unknown layout or malformed geometry; names the file.
     """
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AnnotationError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise AnnotationError(f"{path}: not readable JSON ({err})") from None
-    except RecursionError:
-        raise AnnotationError(f"{path}: JSON nested too deeply to be an annotation file") from None
+    doc = read_json(path, AnnotationError, "annotation file", missing="no such file")
     name = str(path)
     if isinstance(doc, list):
         return _from_geojson(doc, name, default_label)

@@ -81,7 +81,7 @@ def test_geojson_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("{not json", "not readable JSON"),
+        ("{not json", "unreadable annotation file: not JSON"),
         ('{"hello": 1}', "not a list of Features"),
         ('[{"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]}}]', "'Point' is not supported"),
         ('[{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, "x"]]]}}]', "malformed Polygon"),

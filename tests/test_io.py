@@ -1,8 +1,10 @@
+import hashlib
+
 import numpy as np
 import pytest
 
-from hubkit._io import atomic_write, write_image
-from hubkit.errors import OutputError
+from hubkit._io import atomic_write, read_json, sha256_file, write_image
+from hubkit.errors import CardError, DataError, OutputError
 from hubkit.slides import read_image
 
 
@@ -49,3 +51,27 @@ def test_an_unwritable_folder_is_named(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(OutputError, match="file/a.png: cannot write"):
         write_image(tmp_path / "file" / "a.png", np.zeros((4, 4, 3), np.uint8))
+
+
+@pytest.mark.parametrize("content, kwargs, message", [
+    (None, {}, r"x\.json: unreadable thing: no such file$"),
+    (None, {"missing": "model card not found"}, r"x\.json: model card not found$"),
+    (b"{not json", {}, r"x\.json: unreadable thing: not JSON \(Expecting property name"),
+    (b"\xff\xfe{}", {}, r"x\.json: unreadable thing: not UTF-8 text$"),
+    (b"[" * 100_000 + b"]" * 100_000, {}, r"x\.json: unreadable thing: JSON nested too deeply$"),
+    (b"[1,", {"hint": "; rerun with --fresh"}, r"x\.json: unreadable thing: not JSON .*; rerun with --fresh$"),
+])
+def test_read_json_names_the_file_and_the_problem_in_the_readers_error(tmp_path, content, kwargs, message):
+    path = tmp_path / "x.json"
+    if content is not None:
+        path.write_bytes(content)
+    for error in (CardError, DataError):
+        with pytest.raises(error, match=message):
+            read_json(path, error, "thing", **kwargs)
+
+
+def test_read_json_and_sha256_of_a_good_file(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text('{"a": [1, 2]}')
+    assert read_json(path, DataError, "thing") == {"a": [1, 2]}
+    assert sha256_file(path) == hashlib.sha256(path.read_bytes()).hexdigest()

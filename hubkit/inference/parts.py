@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 import hubkit
-from hubkit._io import atomic_write
+from hubkit._io import atomic_write, read_json
 from hubkit.errors import SubmissionError
 from hubkit.formats.base import check_id
 from hubkit.models.card import ModelCard
@@ -113,11 +113,7 @@ class PartStore:
 
 def _read(path: Path, what: str):
     """A JSON file of the parts folder, or a `SubmissionError` naming it."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as err:
-        raise SubmissionError(f"{path}: unreadable {what} ({type(err).__name__}); "
-                              "rerun with --fresh to discard the parts") from None
+    return read_json(path, SubmissionError, what, hint="; rerun with --fresh to discard the parts")
 
 
 def _tuples(value):

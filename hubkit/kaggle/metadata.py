@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 
+from hubkit._io import read_json
 from hubkit.errors import ConfigError
 
 __all__ = ["write_dataset_metadata", "check_kernel_metadata", "MACHINE_SHAPES", "KERNEL_FIELDS"]
@@ -49,10 +50,7 @@ def check_kernel_metadata(path) -> dict:
             on a kernel without GPU/TPU), or a missing code file; the message names the file.
     """
     path = Path(path)
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"{path}: unreadable kernel metadata ({err})") from None
+    meta = read_json(path, ConfigError, "kernel metadata")
     problems = [f"missing {k}" for k in KERNEL_FIELDS if k not in meta]
     problems += [f"{k} must be true or false" for k in ("is_private", "enable_gpu", "enable_tpu", "enable_internet")
                  if k in meta and not isinstance(meta[k], bool)]

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
+from hubkit._io import read_json
 from hubkit._schema import PLAIN_NAME, problems, spec
 from hubkit.errors import CardError
 from hubkit.models.registry import ARCHITECTURES, CLASSIFIER_ARCHITECTURES, architecture_names
@@ -142,14 +143,7 @@ class ModelCard:
             CardError: missing file, bad JSON, or invalid fields; names the file.
         """
         path = Path(path)
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise CardError(f"{path}: model card not found") from None
-        except (OSError, ValueError) as err:
-            raise CardError(f"{path}: unreadable model card ({err})") from None
-        except RecursionError:
-            raise CardError(f"{path}: unreadable model card (JSON nested too deeply)") from None
+        doc = read_json(path, CardError, "model card", missing="model card not found")
         if not isinstance(doc, dict):
             raise CardError(f"{path}: a model card is a JSON object")
         return cls.from_dict(doc, str(path))

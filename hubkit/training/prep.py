@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from hubkit._io import atomic_write, write_image
+from hubkit._io import atomic_write, read_json, write_image
 from hubkit.annotations import load_features, rasterize
 from hubkit.errors import ConfigError, DataError
 from hubkit.formats import rle
@@ -305,10 +305,7 @@ def tile_set_stats(root) -> Optional[dict]:
     path = Path(root) / "stats.json"
     if not path.is_file():
         return None
-    try:
-        stats = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as err:
-        raise DataError(f"{path}: not readable JSON ({type(err).__name__})") from None
+    stats = read_json(path, DataError, "tile set statistics")
     for key, low in (("mean", 0.0), ("std", 1e-6)):
         values = stats.get(key) if isinstance(stats, dict) else None
         if not (isinstance(values, list) and len(values) == 3
