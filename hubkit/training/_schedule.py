@@ -1,4 +1,4 @@
-"""Seeding, the learning-rate schedule and the optimiser step every trainer shares."""
+"""Seeding, the optimiser set-up, the learning-rate schedule and the optimiser step every trainer shares."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from hubkit.errors import ModelOutputError
 
-__all__ = ["seed_all", "lr_lambda", "optimizer_step"]
+__all__ = ["seed_all", "lr_lambda", "optimizer_parts", "optimizer_step"]
 
 
 def seed_all(seed: int) -> None:
@@ -29,6 +29,29 @@ def lr_lambda(total: int, warmup: float):
         return max(0.0, (total - step) / max(1, total - warm))
 
     return f
+
+
+def optimizer_parts(model: torch.nn.Module, cfg, steps_per_epoch: int, device: torch.device):
+    """AdamW, its warm-up-then-decay schedule over the run, the gradient scaler and the autocast dtype.
+
+    Args:
+        model: the network whose parameters train.
+        cfg: a `TrainConfig` (``lr``, ``weight_decay``, ``warmup``, ``epochs``, ``max_steps``, ``amp``).
+        steps_per_epoch: optimiser steps in one epoch.
+        device: where it trains (fp16 with a scaler on CUDA, bf16 without one on a CPU).
+
+    Returns:
+        ``(optim, sched, scaler, amp_dtype, total)``; ``total`` is the run's optimiser steps
+        (``epochs * steps_per_epoch``, capped by ``max_steps``), where the schedule reaches 0.
+    """
+    total = cfg.epochs * steps_per_epoch
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda(total, cfg.warmup))
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    scaler = torch.amp.GradScaler(enabled=cfg.amp and device.type == "cuda")
+    return optim, sched, scaler, amp_dtype, total
 
 
 def optimizer_step(loss: torch.Tensor, optim, scaler, sched, where: str) -> float:

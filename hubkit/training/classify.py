@@ -35,7 +35,7 @@ from hubkit.models.card import ModelCard
 from hubkit.models.classifier import crop_probabilities
 from hubkit.models.pretrained import PRETRAINED
 from hubkit.models.registry import create_model
-from hubkit.training._schedule import lr_lambda, optimizer_step, seed_all
+from hubkit.training._schedule import optimizer_parts, optimizer_step, seed_all
 from hubkit.training.config import TrainConfig
 from hubkit.training.crops import CropSet, read_crop_set
 from hubkit.training.prep import folds_by_group
@@ -90,13 +90,7 @@ def _train(cfg: TrainConfig, train_rows: pd.DataFrame, valid_rows: Optional[pd.D
     model = model.to(device).to(memory_format=torch.channels_last)
     loader = DataLoader(train_ds, cfg.batch_size, shuffle=True, num_workers=cfg.workers, drop_last=True,
                         generator=torch.Generator().manual_seed(cfg.seed), pin_memory=device.type == "cuda")
-    total = cfg.epochs * len(loader)
-    if cfg.max_steps:
-        total = min(total, cfg.max_steps)
-    optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda(total, cfg.warmup))
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    scaler = torch.amp.GradScaler(enabled=cfg.amp and device.type == "cuda")
+    optim, sched, scaler, amp_dtype, total = optimizer_parts(model, cfg, len(loader), device)
     positives = int(train_rows["target"].sum())
     pos_weight = torch.tensor([(len(train_rows) - positives) / max(positives, 1)], device=device)
     say = print if progress else (lambda *a, **k: None)

@@ -31,7 +31,7 @@ from hubkit.inference.config import resolve_device
 from hubkit.models import zoo
 from hubkit.models.card import ModelCard
 from hubkit.models.registry import create_model
-from hubkit.training._schedule import lr_lambda, optimizer_step, seed_all
+from hubkit.training._schedule import optimizer_parts, optimizer_step, seed_all
 from hubkit.training.config import TrainConfig
 from hubkit.training.data import TrainTiles, ValidTiles
 from hubkit.training.distributed import EpochShard, Ranks
@@ -186,13 +186,7 @@ def train_fold(cfg: TrainConfig, fold: int, progress: bool = True, ranks: Option
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    total = cfg.epochs * len(train_dl)
-    if cfg.max_steps:
-        total = min(total, cfg.max_steps)
-    optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda(total, cfg.warmup))
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    scaler = torch.amp.GradScaler(enabled=cfg.amp and device.type == "cuda")
+    optim, sched, scaler, amp_dtype, total = optimizer_parts(model, cfg, len(train_dl), device)
     loss_fn = get_loss(cfg.loss)
     out_dir = Path(cfg.out) / f"{cfg.name}-fold{fold}"
     log_path = Path(cfg.out) / f"{cfg.name}-fold{fold}.log.csv"
