@@ -16,7 +16,7 @@ import pandas as pd
 from hubkit._io import atomic_write
 from hubkit.analysis.glomeruli import Detection
 from hubkit.analysis.report import write_report
-from hubkit.analysis.sclerosis import GlomerulusClassifier, sclerosis_summary
+from hubkit.analysis.sclerosis import GlomerulusClassifier, sclerosis_counts, sclerosis_summary
 from hubkit.analysis.slide import analyze_slide, cortex_density
 from hubkit.annotations import features_to_rle, load_features
 from hubkit.errors import ConfigError, DataError, MissingInputError, SubmissionError
@@ -207,9 +207,7 @@ def analyze(target, pred, truth=None, ensemble=None, cfg: Optional[PredictConfig
         total = Detection(int(table["tp"].sum()), int(table["fp"].sum()), int(table["fn"].sum()), float(table["dice"].mean()))
         overall = {"id": "overall", "glomeruli": int(table["glomeruli"].sum()), **total.as_dict()}
         if "sclerotic" in table:
-            overall.update(sclerotic=int(table["sclerotic"].sum()),
-                           percent_sclerotic=100.0 * table["sclerotic"].sum() / overall["glomeruli"]
-                           if overall["glomeruli"] else float("nan"))
+            overall.update(sclerosis_counts(overall["glomeruli"], int(table["sclerotic"].sum())))
         table = pd.concat([table, pd.DataFrame([overall])])
         log(f"  overall: detection score {total.detection_score:.3f}, F1 {total.f1:.3f}, mean Dice {total.dice:.4f}")
     out.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,8 @@ from hubkit.models.card import ModelCard
 from hubkit.models.classifier import classifier_input, crop_glomerulus, crop_probabilities
 from hubkit.slides.images import IMAGE_SUFFIXES, read_image, read_mask
 
-__all__ = ["SCLEROTIC", "NON_SCLEROTIC", "GlomerulusClassifier", "sclerosis_summary", "score_crop_folder"]
+__all__ = ["SCLEROTIC", "NON_SCLEROTIC", "GlomerulusClassifier", "sclerosis_counts", "sclerosis_summary",
+           "score_crop_folder"]
 
 #: QuPath derived classes of a classified glomerulus (base class ``Glomerulus``).
 SCLEROTIC = "Glomerulus: Sclerotic"
@@ -76,11 +77,16 @@ class GlomerulusClassifier:
         return crop_probabilities(self.model, torch.from_numpy(np.stack(inputs)), batch_size)
 
 
+def sclerosis_counts(glomeruli: int, sclerotic: int) -> dict:
+    """``glomeruli``, ``sclerotic`` and ``percent_sclerotic`` (NaN without glomeruli)."""
+    return {"glomeruli": glomeruli, "sclerotic": sclerotic,
+            "percent_sclerotic": 100.0 * sclerotic / glomeruli if glomeruli else float("nan")}
+
+
 def sclerosis_summary(table: pd.DataFrame) -> dict:
-    """A slide's glomeruli and how many are called sclerotic: ``glomeruli``, ``sclerotic``,
-    ``percent_sclerotic`` (NaN without glomeruli), from records with a ``sclerotic`` column."""
-    n, k = len(table), int(table["sclerotic"].sum()) if len(table) else 0
-    return {"glomeruli": n, "sclerotic": k, "percent_sclerotic": 100.0 * k / n if n else float("nan")}
+    """A slide's glomeruli and how many are called sclerotic (`sclerosis_counts`), from records
+    with a ``sclerotic`` column."""
+    return sclerosis_counts(len(table), int(table["sclerotic"].sum()) if len(table) else 0)
 
 
 def score_crop_folder(folder, classifier: GlomerulusClassifier) -> pd.DataFrame:
