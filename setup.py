@@ -39,6 +39,7 @@ setup(
         "numpy>=1.23",
         "pandas>=1.5",
         "scikit-image>=0.20",
+        "scipy>=1.9",  # connected components of RLE runs (scikit-image needs it too)
         "pillow>=9",  # tile sizes from image headers (the training index check)
         "safetensors>=0.4",
         "pycocotools>=2.0.6",  # the 2023 format's instance masks

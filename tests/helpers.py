@@ -22,8 +22,8 @@ __all__ = ["Echo", "echo", "smooth_image", "EXACT", "csv_file", "KERNELS", "kern
 #: The repository's Kaggle kernels.
 KERNELS = Path(__file__).resolve().parents[1] / "kernels"
 
-#: Settings under which stitching is exact: fp32, every tile predicted, on the CPU.
-EXACT = dict(amp=False, min_tissue=0.0, device="cpu")
+#: Settings under which stitching is exact: fp32, every tile predicted, every component kept, on the CPU.
+EXACT = dict(amp=False, min_tissue=0.0, min_area=0, device="cpu")
 
 
 class Echo(torch.nn.Module):

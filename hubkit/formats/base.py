@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -150,8 +150,17 @@ class CompetitionFormat(ABC):
         return write_table(path, self.columns, ids, rows, placeholders)
 
     @abstractmethod
-    def sink(self, shape: tuple[int, int], class_names: Sequence[str], threshold: float) -> Sink:
-        """A fresh sink for one slide of ``shape`` ``(height, width)``."""
+    def sink(self, shape: tuple[int, int], class_names: Sequence[str], threshold: float,
+             min_area: Optional[int] = None) -> Sink:
+        """A fresh sink for one slide of ``shape`` ``(height, width)``.
+
+        Args:
+            shape: the slide's ``(height, width)``.
+            class_names: the ensemble's output channels.
+            threshold: the probability cut.
+            min_area: masks (2021: connected components; 2023: instances) of fewer pixels are
+                dropped as specks; None = the format's own ``min_area``.
+        """
 
     @abstractmethod
     def score(self, submission, solution) -> Score:

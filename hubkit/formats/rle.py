@@ -24,7 +24,7 @@ import numpy as np
 from hubkit.errors import RLEError
 from hubkit.window import as_window
 
-__all__ = ["RLEError", "parse", "encode", "decode", "decode_window", "StripEncoder"]
+__all__ = ["RLEError", "parse", "format_runs", "encode", "decode", "decode_window", "StripEncoder"]
 
 #: Up to this many column segments, `decode_window` writes them one by one (faster than a
 #: running sum over the whole window when the window holds few runs, as glomerulus masks do).
@@ -130,7 +130,8 @@ def parse(rle, shape: Optional[tuple[int, int]] = None, *, name: Optional[str] =
     return starts, ends
 
 
-def _format(starts: np.ndarray, ends: np.ndarray) -> str:
+def format_runs(starts: np.ndarray, ends: np.ndarray) -> str:
+    """The encoding of sorted, disjoint 0-based half-open runs (the inverse of `parse`)."""
     pairs = np.empty(2 * starts.size, dtype=np.int64)
     pairs[0::2] = starts + 1
     pairs[1::2] = ends - starts
@@ -311,7 +312,7 @@ class StripEncoder:
         if self._last:
             changes = np.concatenate((changes, [self.columns * self.height]))
         pairs = changes.reshape(-1, 2)
-        return _format(pairs[:, 0], pairs[:, 1])
+        return format_runs(pairs[:, 0], pairs[:, 1])
 
 
 def encode(mask: np.ndarray) -> str:

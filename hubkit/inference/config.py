@@ -15,6 +15,7 @@ import torch
 
 from hubkit._schema import fingerprint
 from hubkit.errors import ConfigError
+from hubkit.formats.specks import check_min_area
 from hubkit.inference.blend import BlendMode
 from hubkit.inference.tiling import MIN_TISSUE_FRACTION
 from hubkit.inference.tta import TTA, get_tta
@@ -58,6 +59,8 @@ class PredictConfig:
         tta: a `hubkit.inference.tta` set: ``"none"``, ``"flip"``, ``"flip2"``, ``"d4"``.
         threshold: probability cut; None = the ensemble's (the mean of the cards' thresholds).
         min_tissue: tiles with less tissue than this are skipped (written as background).
+        min_area: predicted masks of fewer full-resolution pixels are dropped as specks (2021: each
+            8-connected component; 2023: each instance); None = the format's default.
         thumb_scale: downscale of the thumbnail the tissue test looks at.
         strip_width: full-resolution columns upsampled and handed to the sink at a time.
         reader_threads: threads reading tiles ahead of the model; None = 2 on CPU (the model needs
@@ -80,6 +83,9 @@ class PredictConfig:
     tta: str = _opt("flip", "test-time augmentation", "--tta", choices=list(TTA))
     threshold: Optional[float] = _opt(None, "probability cut (default: the cards' mean threshold)", "--threshold")
     min_tissue: float = _opt(MIN_TISSUE_FRACTION, "tiles with less tissue than this fraction are skipped", "--min-tissue")
+    min_area: Optional[int] = _opt(None, "predicted components (2021) or instances (2023) of fewer full-resolution "
+                                         "pixels are dropped as specks; 0 keeps all (default: the format's)",
+                                   "--min-area")
     thumb_scale: int = _opt(32, "downscale of the thumbnail the tissue test looks at")
     strip_width: int = _opt(512, "full-resolution columns handed to the sink at a time")
     reader_threads: Optional[int] = _opt(None, "threads reading tiles ahead of the model (default: 2 on CPU, all cores on CUDA)")
@@ -106,6 +112,8 @@ class PredictConfig:
             raise bad("min_tissue", "a fraction in [0, 1]")
         if not (isinstance(self.sigma_scale, (int, float)) and math.isfinite(self.sigma_scale) and self.sigma_scale > 0):
             raise bad("sigma_scale", "a positive number")
+        if self.min_area is not None:
+            check_min_area(self.min_area)
         for name in ("sw_batch_size", "reader_threads", "torch_threads"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, int) and value >= 1):

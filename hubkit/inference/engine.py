@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from hubkit.errors import ModelOutputError, SlideError
 from hubkit.formats.base import Sink
-from hubkit.formats.hubmap2021 import RLESink
+from hubkit.formats.hubmap2021 import HuBMAP2021
 from hubkit.inference.blend import ColumnMerger, importance_map
 from hubkit.inference.config import PredictConfig
 from hubkit.inference.threads import ThreadGovernor
@@ -277,7 +277,7 @@ def predict_slide(slide: BaseSlide, ensemble: Ensemble, cfg: Optional[PredictCon
         The sink's output and the run's statistics.
     """
     cfg = cfg or PredictConfig()
-    sink = sink or RLESink(slide.shape, ensemble.class_names, resolve_threshold(ensemble, cfg))
+    sink = sink or HuBMAP2021().sink(slide.shape, ensemble.class_names, resolve_threshold(ensemble, cfg), cfg.min_area)
     t0 = time.perf_counter()
     run = _Run(slide, ensemble, cfg)
     bar = tqdm(total=run.tiles_planned(), desc=name or slide.name, unit="tile", leave=False) if cfg.progress else None

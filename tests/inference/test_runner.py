@@ -115,3 +115,17 @@ def test_replicas_on_several_devices_write_the_one_device_submission(tmp_path, d
 def test_bad_device_lists_are_named(devices, message):
     with pytest.raises(Exception, match=message):
         PredictConfig(devices=devices).device_list()
+
+
+@pytest.mark.parametrize("min_area, components", [(0, 2), (100, 1), (2000, 0)])
+def test_specks_smaller_than_min_area_never_reach_the_submission(tmp_path, min_area, components):
+    from skimage.measure import label
+
+    rgb = np.zeros((128, 160, 3), np.uint8)
+    rgb[..., 1:] = 200
+    rgb[20:60, 30:70, 0] = 255  # a glomerulus of 1,600 px
+    rgb[100:104, 120:124, 0] = 255  # a speck of 16
+    data = _competition(tmp_path, {"s": rgb})
+    predict_folder(data, tmp_path / "sub.csv", echo(), PredictConfig(**{**EXACT, "min_area": min_area}))
+    sub = pd.read_csv(tmp_path / "sub.csv", dtype=str, keep_default_na=False)
+    assert label(rle.decode(sub["predicted"][0], (128, 160)), connectivity=2).max() == components

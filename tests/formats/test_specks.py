@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+from scipy.ndimage import binary_dilation
+from skimage.measure import label
+
+from hubkit.errors import ConfigError, RLEError
+from hubkit.formats import rle
+from hubkit.formats.hubmap2021 import HuBMAP2021
+from hubkit.formats.specks import remove_specks
+
+
+def drop_small(mask: np.ndarray, min_area: int) -> np.ndarray:
+    """What removing specks means, on the whole mask at once."""
+    labels = label(mask, connectivity=2)
+    areas = np.bincount(labels.ravel())
+    areas[0] = 0
+    return mask & (areas[labels] >= min_area)
+
+
+def blobs(shape, spots):
+    mask = np.zeros(shape, bool)
+    for r, c, h, w in spots:
+        mask[r : r + h, c : c + w] = True
+    return mask
+
+
+@pytest.mark.parametrize(
+    "shape, spots, min_area, kept",
+    [
+        # (row, col, height, width) boxes; which of them survive
+        ((40, 60), [(0, 0, 2, 2), (10, 10, 8, 8)], 10, [1]),  # a speck in the slide's corner goes
+        ((40, 60), [(39, 58, 1, 2)], 3, []),  # one in the last pixels too
+        ((40, 60), [(20, 14, 3, 3)], 9, [0]),  # exactly min_area stays
+        ((40, 60), [(20, 14, 3, 3)], 10, []),
+        ((40, 60), [(15, 14, 3, 4)], 13, []),
+        ((40, 60), [(5, 0, 2, 60)], 120, [0]),  # a thin component across the slide is measured whole
+        ((40, 60), [(5, 0, 2, 60)], 121, []),
+        ((40, 60), [(0, 0, 40, 60)], 2400, [0]),  # the whole slide: one run over every column
+        ((40, 60), [(0, 0, 40, 60)], 2401, []),
+        ((40, 60), [(38, 3, 2, 1), (0, 4, 2, 1)], 2, [0, 1]),  # one run down a column's foot and the next one's
+        ((40, 60), [(38, 3, 2, 1), (0, 4, 2, 1)], 3, []),  # head: two pieces of 2 px, not touching
+        ((40, 60), [(10, 10, 1, 1), (11, 11, 1, 1), (12, 12, 1, 1)], 3, [0, 1, 2]),  # a diagonal chain
+        ((40, 60), [(10, 10, 1, 1), (12, 11, 1, 1)], 2, []),  # a row apart: not touching
+        ((40, 60), [(2, 2, 3, 3), (4, 5, 1, 1)], 10, [0, 1]),  # diagonal neighbours are one component of 10
+        ((40, 60), [(2, 2, 3, 3), (6, 6, 1, 1)], 5, [0]),
+    ],
+)
+def test_specks_go_and_glomeruli_stay(shape, spots, min_area, kept):
+    mask = blobs(shape, spots)
+    out = rle.decode(remove_specks(rle.encode(mask), shape, min_area), shape)
+    assert (out == blobs(shape, [spots[k] for k in kept])).all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_working_on_runs_equals_labelling_the_whole_mask(seed):
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in rng.integers(60, 260, 2))
+    mask = binary_dilation(rng.random(shape) < 0.05, iterations=int(rng.integers(0, 3)))
+    min_area = int(rng.integers(2, 40))
+    out = remove_specks(rle.encode(mask), shape, min_area)
+    assert out == rle.encode(drop_small(mask, min_area))
+
+
+@pytest.mark.parametrize("encoding", ["", "5 3 20 2"])
+def test_nothing_to_remove_returns_the_encoding_itself(encoding):
+    assert remove_specks(encoding, (10, 10), 0) is encoding
+    assert remove_specks(encoding, (10, 10), 1) == encoding
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: remove_specks("1 5", (10, 10), -1), ConfigError, "min_area"),
+        (lambda: remove_specks("1 500", (10, 10), 4, name="aaa6a05cc"), RLEError, "aaa6a05cc"),
+        (lambda: HuBMAP2021(min_area=-5), ConfigError, "min_area"),
+        (lambda: HuBMAP2021(min_area=True), ConfigError, "min_area"),
+        (lambda: HuBMAP2021(min_area=2.5), ConfigError, "min_area"),
+    ],
+)
+def test_bad_settings_and_encodings_are_named(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+@pytest.mark.parametrize("fmt_min_area, sink_min_area, kept", [(0, None, 2), (10, None, 1), (10, 0, 2), (0, 10, 1)])
+def test_the_2021_sink_drops_specks_by_the_format_or_the_run(fmt_min_area, sink_min_area, kept):
+    shape = (30, 40)
+    probability = blobs(shape, [(2, 2, 2, 2), (10, 10, 6, 6)]).astype(np.float32)[None]
+    sink = HuBMAP2021(min_area=fmt_min_area).sink(shape, ["glomerulus"], 0.5, sink_min_area)
+    sink.aggregate(probability[..., :25], 0)
+    sink.aggregate(probability[..., 25:], 25)
+    out = rle.decode(sink.finalize()["predicted"], shape)
+    assert label(out, connectivity=2).max() == kept
+
+
+def test_a_real_slide_keeps_every_glomerulus_and_loses_every_speck(data_dir):
+    """aaa6a05cc's full-slide RLE (18,484 x 13,013 px, 96 glomeruli) with 300 specks of 64 px
+    sprinkled on glass: removing specks under 8,000 px gives the slide's own encoding back."""
+    import pandas as pd
+
+    folder = data_dir / "hubmap-kidney-aaa6a05cc"
+    truth = pd.read_csv(folder / "train_aaa6a05cc.csv")["encoding"][0]
+    shape = (18484, 13013)
+    assert remove_specks(truth, shape, 8000) is truth
+    mask = rle.decode(truth, shape)
+    rng = np.random.default_rng(0)
+    placed = 0
+    while placed < 300:
+        r, c = rng.integers(2, shape[0] - 10), rng.integers(2, shape[1] - 10)
+        if not mask[r - 2 : r + 10, c - 2 : c + 10].any():
+            mask[r : r + 8, c : c + 8] = 1
+            placed += 1
+    assert remove_specks(rle.encode(mask), shape, 8000, name="aaa6a05cc") == truth
