@@ -37,6 +37,10 @@ class TrainConfig:
         name: model name prefix.
         architecture, encoder, classes: see `hubkit.models.create_model`.
         pretrained: offline ImageNet weights for the encoder (`hubkit.models.pretrained`), or "".
+        init: ``segment``: a zoo model folder (or card file) whose weights start every fold instead
+            of ``pretrained`` (fine-tuning). Its card must match ``architecture``, ``encoder`` and
+            ``classes``; its input normalisation is kept; a model that trained on another fold of
+            the same tile set is refused (its weights saw this fold's validation tiles).
         scale: the card's downscale factor: how much smaller than a HuBMAP slide the tiles are.
         tile_size: the card's inference tile (model-scale pixels); for ``classify``, the crop side.
         crop: training crop side.
@@ -49,6 +53,8 @@ class TrainConfig:
         inputs: ``classify``: ``rgb``, or ``rgb+mask`` to feed the glomerulus mask as a 4th channel.
         fit_all: ``classify``: after the folds, train one more model on every crop (the one to
             ship), its threshold the one that maximised balanced accuracy out of fold.
+        sources_train: train on tiles from these sources only (all when empty); with
+            ``sources_valid`` naming another, a cross-source run (one lab or scanner in, another out).
         sources_valid: validate on tiles from these sources only (all when empty).
         mixup: probability of mixing a batch with a shuffled copy of itself (MixUp).
         cutmix: probability of pasting a random box of a shuffled copy into the batch (CutMix).
@@ -72,6 +78,7 @@ class TrainConfig:
     encoder: str = spec("tu-tf_efficientnet_lite0", nonempty=True)
     classes: int = spec(1, low=1, high=16)
     pretrained: str = "efficientnet-lite0"
+    init: str = ""
     scale: float = spec(2.0, low=1, high=64)
     tile_size: int = spec(512, low=32, high=4096, multiple_of=32)
     crop: int = spec(320, low=32, high=4096, multiple_of=32)
@@ -84,6 +91,7 @@ class TrainConfig:
     loss: str = spec("bce+dice", pattern=r"[a-z_]+(\+[a-z_]+)*", pattern_help="loss names joined by '+'")
     folds: int = spec(4, low=1, high=100)
     train_folds: list[int] = spec(default_factory=lambda: [0], low=0)
+    sources_train: list[str] = field(default_factory=list)
     sources_valid: list[str] = field(default_factory=list)
     positive: str = spec("sclerotic", nonempty=True)
     inputs: str = spec("rgb", choices=INPUTS)
@@ -122,6 +130,8 @@ class TrainConfig:
                              f"{', '.join(CLASSIFIER_ARCHITECTURES)}, segment any other")
             if self.inputs != "rgb" and self.task != "classify":
                 found.append(f"inputs {self.inputs!r} is for the classify task")
+            if self.init and self.task != "segment":
+                found.append("init (fine-tuning a zoo model) is for the segment task")
         if found:
             raise ConfigError(f"{where}: " + "; ".join(found))
         return self

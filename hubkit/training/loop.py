@@ -41,7 +41,8 @@ from hubkit.training.prep import folds_by_group, read_index, tile_set_stats
 #: A segmenter's class names by head size; 2 = the 4th-place team's healthy / unhealthy glomeruli.
 CLASS_NAMES = {1: ["glomerulus"], 2: ["healthy", "unhealthy"]}
 
-__all__ = ["CLASS_NAMES", "run", "train_fold", "train_loader", "evaluate", "checkpoint_path", "summary_json"]
+__all__ = ["CLASS_NAMES", "run", "train_fold", "initial_model", "train_loader", "evaluate", "checkpoint_path",
+           "summary_json"]
 
 
 @torch.inference_mode()
@@ -93,17 +94,50 @@ def train_loader(dataset: TrainTiles, cfg: TrainConfig, pin_memory: bool = False
                       drop_last=True)
 
 
-def _fold_tiles(cfg: TrainConfig, fold: int, ranks: Ranks):
+def initial_model(cfg: TrainConfig, fold: int) -> tuple[torch.nn.Module, Optional[dict]]:
+    """The network a fold starts from: ImageNet-pretrained (``cfg.pretrained``), or the zoo model
+    ``cfg.init`` to fine-tune, with that model's input normalisation (``{"mean", "std"}``; None
+    for a fresh network, which takes the tile set's).
+
+    Raises:
+        ConfigError: the init model's card does not match the config's architecture, encoder or
+            classes, or it trained on another fold of the same tile set (so its weights saw this
+            fold's validation tiles and the fold's Dice would be a leak); names the card.
+        CardError: an unreadable init model (`hubkit.models.zoo.load`).
+    """
+    if not cfg.init:
+        return create_model(cfg.architecture, cfg.encoder, cfg.classes, pretrained=cfg.pretrained or None), None
+    model, card = zoo.load(cfg.init)
+    wrong = [f"{key} {getattr(card, key)!r} (config: {getattr(cfg, key)!r})"
+             for key in ("architecture", "encoder", "classes") if getattr(card, key) != getattr(cfg, key)]
+    if wrong:
+        raise ConfigError(f"init {cfg.init}: the model's card does not match the config: {'; '.join(wrong)}")
+    done = card.extra.get("config") or {}
+    same_split = all(done.get(key) == getattr(cfg, key) for key in ("tiles", "folds", "seed"))
+    if same_split and card.extra.get("fold") not in (None, fold):
+        raise ConfigError(f"init {cfg.init}: trained as fold {card.extra['fold']} of {cfg.tiles}, so its weights saw "
+                          f"fold {fold}'s validation tiles; fine-tune it as fold {card.extra['fold']} only "
+                          f"(train_folds [{card.extra['fold']}])")
+    model.train()
+    return model, {"mean": list(card.mean), "std": list(card.std)}
+
+
+def _fold_tiles(cfg: TrainConfig, fold: int, ranks: Ranks, norm: Optional[dict] = None):
     """The fold's training crops, this rank's share of its validation tiles, the tile statistics
-    and the number of validation tiles in all."""
+    (``norm``'s mean and std when given: a fine-tuned model keeps its own) and the number of
+    validation tiles in all."""
     index, root = read_index(cfg.tiles)
-    stats = tile_set_stats(root) or {"mean": [0.5] * 3, "std": [0.5] * 3}
+    stats = {**(tile_set_stats(root) or {"mean": [0.5] * 3, "std": [0.5] * 3}), **(norm or {})}
     fold_of = folds_by_group(index["group"], cfg.folds, cfg.seed)
     train_idx, valid_idx = index[fold_of != fold], index[fold_of == fold]
+    if cfg.sources_train:
+        train_idx = train_idx[train_idx["source"].isin(cfg.sources_train)]
     if cfg.sources_valid:
         valid_idx = valid_idx[valid_idx["source"].isin(cfg.sources_valid)]
     if len(train_idx) == 0 or len(valid_idx) == 0:
-        raise DataError(f"fold {fold}: {len(train_idx)} training and {len(valid_idx)} validation tiles; need both")
+        raise DataError(f"{cfg.tiles}: fold {fold} has {len(train_idx)} training and {len(valid_idx)} validation tiles "
+                        f"(sources_train {cfg.sources_train or 'all'}, sources_valid {cfg.sources_valid or 'all'}; "
+                        f"the tile set's sources: {', '.join(sorted(index['source'].unique()))}); need both")
     train_ds = TrainTiles(train_idx, root, cfg.crop, stats["mean"], stats["std"], cfg.samples_per_epoch,
                           strength=cfg.strength, seed=cfg.seed, classes=cfg.classes, stain=cfg.stain)
     if cfg.classes > 1:
@@ -131,7 +165,8 @@ def _fold_card(cfg: TrainConfig, fold: int, stats: dict, scores: dict, epoch: in
         scale=cfg.scale, tile_size=cfg.tile_size, mean=tuple(stats["mean"]), std=tuple(stats["std"]),
         training_data=cfg.training_data or f"tile set {cfg.tiles}: {stats.get('sources', '')}",
         cv_score=round(scores["dice"], 5),
-        notes=f"fold {fold} of {cfg.folds} (groups never split); best epoch {epoch} of {cfg.epochs}",
+        notes=f"fold {fold} of {cfg.folds} (groups never split); best epoch {epoch} of {cfg.epochs}"
+              + (f"; fine-tuned from {cfg.init}" if cfg.init else ""),
         extra={"fold": fold, "valid_tiles": valid_tiles, "dice_per_tile": round(scores["dice_per_tile"], 5),
                "config": asdict(cfg)},
     )
@@ -175,11 +210,11 @@ def train_fold(cfg: TrainConfig, fold: int, progress: bool = True, ranks: Option
     device = ranks.device
     say = print if progress and ranks.main else (lambda *a, **k: None)
     seed_all(cfg.seed + fold)
-    train_ds, valid_ds, stats, valid_tiles = _fold_tiles(cfg, fold, ranks)
+    model, init_stats = initial_model(cfg, fold)
+    train_ds, valid_ds, stats, valid_tiles = _fold_tiles(cfg, fold, ranks, init_stats)
     pin = device.type == "cuda"
     train_dl = train_loader(train_ds, cfg, pin, ranks)
     valid_dl = DataLoader(valid_ds, 1, num_workers=cfg.workers, pin_memory=pin)
-    model = create_model(cfg.architecture, cfg.encoder, cfg.classes, pretrained=cfg.pretrained or None)
     model = model.to(device).to(memory_format=torch.channels_last)
     net = model
     if ranks.world > 1:

@@ -33,6 +33,8 @@ from tests.helpers import load_fuzzed
     ("c.yaml", "tiles: t\nsources_valid: vanderbilt", "sources_valid must be a list of strings"),
     ("c.yaml", "tiles: [t]", "tiles must be a string"),
     ("c.yaml", b"\xff\xfe\x00", "not a readable YAML config .*UnicodeDecodeError"),
+    ("c.yaml", "tiles: t\ntask: classify\narchitecture: Classifier\ninit: zoo/m",
+     r"init \(fine-tuning a zoo model\) is for the segment"),
     ("c.yaml", "tiles: t\nepochs: 0\nlr: -1\nmixup: 2", r"epochs must be in .*; lr must be in .*; mixup must be in"),
 ])
 def test_config_errors_name_the_file_and_the_field(tmp_path, name, text, message):

@@ -121,3 +121,81 @@ def test_validation_dice_counts_a_glomerulus_of_either_class(two_class_tiles):
     loader = torch.utils.data.DataLoader(ValidTiles(index, root, (0.5,) * 3, (0.5,) * 3, classes=2), 1)
     scores = evaluate(Oracle(), loader, torch.device("cpu"), torch.bfloat16, amp=False)
     assert scores["dice"] == pytest.approx(1.0) and scores["dice_per_tile"] == pytest.approx(1.0)
+
+
+def _tiny(tiles, out, **extra) -> TrainConfig:
+    return TrainConfig(tiles=str(tiles), out=str(out), name="t", crop=96, batch_size=4, epochs=1, samples_per_epoch=8,
+                       folds=2, workers=0, strength=0.0, device="cpu", **extra)
+
+
+def test_fine_tuning_starts_from_the_init_model_and_keeps_its_normalisation(tiny_tiles, tmp_path):
+    train_fold(_tiny(tiny_tiles, tmp_path / "first", pretrained=""), fold=0, progress=False)
+    start, start_card = zoo.load(tmp_path / "first" / "t-fold0")
+    start_card.mean, start_card.std = (0.5, 0.4, 0.6), (0.2, 0.25, 0.15)  # a model trained on other tiles
+    zoo.save(start, start_card, tmp_path / "init", dtype="float16")
+    train_fold(_tiny(tiny_tiles, tmp_path / "tuned", init=str(tmp_path / "init"), lr=1e-9), fold=0, progress=False)
+    tuned, card = zoo.load(tmp_path / "tuned" / "t-fold0")
+    assert (card.mean, card.std) == ((0.5, 0.4, 0.6), (0.2, 0.25, 0.15))
+    assert "fine-tuned from" in card.notes and card.extra["config"]["init"] == str(tmp_path / "init")
+    before, after = start.state_dict(), tuned.state_dict()
+    weights = [k for k, v in before.items() if v.is_floating_point() and "running" not in k]
+    assert all(torch.allclose(before[k], after[k], atol=1e-3) for k in weights)  # lr 1e-9: still the init's
+
+
+@pytest.mark.parametrize(
+    "card_changes, fold, message",
+    [
+        ({"encoder": "tu-tf_efficientnet_lite1"}, 0, r"does not match the config: encoder 'tu-tf_efficientnet_lite1'"),
+        ({"classes": 2}, 0, r"classes 2 \(config: 1\)"),
+        ({"extra_fold": 0}, 1, r"trained as fold 0 of .*saw fold 1's validation tiles; fine-tune it as fold 0 only"),
+    ],
+)
+def test_an_init_model_that_does_not_fit_or_saw_the_fold_is_refused(tiny_tiles, tmp_path, card_changes, fold,
+                                                                     message):
+    from hubkit.errors import ConfigError
+    from hubkit.models.card import ModelCard
+    from hubkit.models.registry import create_model
+
+    cfg = _tiny(tiny_tiles, tmp_path)
+    fields = {"architecture": "Unet", "encoder": cfg.encoder, "classes": 1, **card_changes}
+    extra = {}
+    if "extra_fold" in fields:
+        extra = {"fold": fields.pop("extra_fold"), "config": {"tiles": cfg.tiles, "folds": cfg.folds, "seed": cfg.seed}}
+    model = create_model(fields["architecture"], fields["encoder"], fields["classes"])
+    names = {"class_names": ["healthy", "unhealthy"]} if fields["classes"] == 2 else {}
+    zoo.save(model, ModelCard(**fields, **names, scale=2.0, tile_size=96, extra=extra), tmp_path / "init")
+    with pytest.raises(ConfigError, match=message):
+        train_fold(_tiny(tiny_tiles, tmp_path, init=str(tmp_path / "init")), fold=fold, progress=False)
+
+
+@pytest.mark.parametrize(
+    "sources_train, sources_valid, train_sources, valid_sources",
+    [
+        ([], [], {"lab_a", "lab_b"}, {"lab_a", "lab_b"}),
+        (["lab_a"], ["lab_b"], {"lab_a"}, {"lab_b"}),  # cross-source: one lab in, the other out
+        (["lab_b"], [], {"lab_b"}, {"lab_a", "lab_b"}),
+    ],
+)
+def test_sources_pick_the_training_and_validation_tiles(tiny_tiles, tmp_path, sources_train, sources_valid,
+                                                        train_sources, valid_sources):
+    import shutil
+
+    from hubkit.training.distributed import Ranks
+    from hubkit.training.loop import _fold_tiles
+
+    tiles = tmp_path / "tiles"
+    shutil.copytree(tiny_tiles, tiles)
+    index = pd.read_csv(tiles / "index.csv")
+    index["source"] = ["lab_a" if k % 2 else "lab_b" for k in range(len(index))]
+    index.to_csv(tiles / "index.csv", index=False)
+    cfg = _tiny(tiles, tmp_path, sources_train=sources_train, sources_valid=sources_valid)
+    train, valid, _, _ = _fold_tiles(cfg, 0, Ranks())
+    assert set(train.index["source"]) == train_sources and set(valid.index["source"]) == valid_sources
+
+
+def test_a_fold_left_without_tiles_of_the_asked_sources_is_named(tiny_tiles, tmp_path):
+    from hubkit.errors import DataError
+
+    with pytest.raises(DataError, match=r"0 training and \d+ validation tiles \(sources_train \['aidpath'\].*"
+                                        r"the tile set's sources: vanderbilt"):
+        train_fold(_tiny(tiny_tiles, tmp_path, sources_train=["aidpath"]), fold=0, progress=False)
