@@ -34,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from peers import PEERS  # noqa: E402  (bench/ is on the path)
+from peers import PEERS, STARTER  # noqa: E402  (bench/ is on the path)
 
 METHODS = {
     "hubkit": {},
@@ -58,7 +58,7 @@ def _hubkit(path, models) -> str:
 def worker(method: str, slide_path: str, warm_path: str) -> dict:
     from hubkit.models import zoo
 
-    models = zoo.load_zoo(zoo.default_zoo_dir())
+    models = zoo.load_zoo(zoo.default_zoo_dir(), [STARTER])
     (member,) = models.members
     run = (lambda path: PEERS[method](path, member)) if method in PEERS else (lambda path: _hubkit(path, models))
     run(warm_path)  # warm-up: lazy imports, oneDNN kernels

@@ -127,7 +127,7 @@ def main() -> None:
 
     from hubkit.models import zoo
 
-    (member,) = zoo.load_zoo(zoo.default_zoo_dir()).members
+    (member,) = zoo.load_zoo(zoo.default_zoo_dir(), ["unet-lite0-s2"]).members
     card = member.card
     x, truth = real_tiles(card)
     example = torch.from_numpy(x[: args.batch])

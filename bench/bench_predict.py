@@ -40,7 +40,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from peers import PEERS  # noqa: E402  (bench/ is on the path)
+from peers import PEERS, STARTER  # noqa: E402  (bench/ is on the path)
 
 METHODS = ["hubkit", *PEERS]
 LAYOUTS = ("hubmap", "dense", "glass")
@@ -128,7 +128,7 @@ def worker(method: str, slide_path: str, warm_path: str, tta: str = "none", ense
     from hubkit.models import Ensemble, zoo
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    models = zoo.load_zoo(zoo.default_zoo_dir()).to(device)
+    models = zoo.load_zoo(zoo.default_zoo_dir(), [STARTER]).to(device)
     if method == "hubkit":
         models = Ensemble(list(models.members) * ensemble)  # the starter model N times: an N-model ensemble's work
         run = lambda path: _hubkit(path, models, tta)  # noqa: E731

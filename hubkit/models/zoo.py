@@ -132,8 +132,8 @@ def card_kinds(root) -> set[str]:
 
 
 def choose_cards(root, names: Optional[list[str]] = None, kind: str = "segmenter") -> list[Path]:
-    """The card files of the models of ``kind`` under ``root`` (or those whose card ``name`` is in
-    ``names``, in that order), read and checked but not loaded. A zoo may hold segmenters and
+    """The card files of the models of ``kind`` under ``root``, by card name (or those whose card
+    ``name`` is in ``names``, in that order), read and checked but not loaded. A zoo may hold segmenters and
     classifiers side by side; each use picks its kind.
 
     Raises:
@@ -157,8 +157,8 @@ def choose_cards(root, names: Optional[list[str]] = None, kind: str = "segmenter
         by_name[name] = path
     if not by_name:
         raise CardError(f"{root}: no {kind} model card under this folder; found only {', '.join(other)}")
-    if names is None:
-        return list(by_name.values())
+    if names is None:  # by card name, so a zoo of folders and its flat upload ensemble in one order
+        return [by_name[n] for n in sorted(by_name)]
     absent = [n for n in names if n not in by_name]
     if absent:
         raise CardError(f"{root}: no {kind} models named {absent}; found {sorted(by_name)}")

@@ -9,13 +9,15 @@ from hubkit.models.card import CARD_FILE
 from tests.helpers import tiny_card
 
 
-def test_starter_model_is_shipped_with_a_valid_card():
+def test_the_starter_models_ship_with_valid_cards():
     from hubkit.models import zoo
 
-    (member,) = zoo.load_zoo(zoo.default_zoo_dir())
-    card = member.card
-    assert card.name == "unet-lite0-s2" and card.scale == 2 and card.cv_score > 0.9
-    assert (zoo.default_zoo_dir() / card.name / card.weights_file).stat().st_size < 20e6
+    members = zoo.load_zoo(zoo.default_zoo_dir()).members  # sha256 checked on load
+    assert [m.card.name for m in members] == ["unet-lite0-s2", "unet-lite0-s2-stain"]
+    for member in members:
+        card = member.card
+        assert card.scale == 2 and card.cv_score > 0.9 and card.extra["fold"] == 3  # same held-out tiles
+        assert (zoo.default_zoo_dir() / card.name / card.weights_file).stat().st_size < 20e6
 
 
 def test_save_load_round_trip_is_bit_exact(tmp_path):
