@@ -125,9 +125,11 @@ def main() -> None:
     if set(levers) - set(LEVERS):
         raise SystemExit(f"unknown lever(s) {sorted(set(levers) - set(LEVERS))}; choose from {', '.join(LEVERS)}")
 
+    from peers import STARTER  # bench/ is on the path
+
     from hubkit.models import zoo
 
-    (member,) = zoo.load_zoo(zoo.default_zoo_dir(), ["unet-lite0-s2"]).members
+    (member,) = zoo.load_zoo(zoo.default_zoo_dir(), [STARTER]).members
     card = member.card
     x, truth = real_tiles(card)
     example = torch.from_numpy(x[: args.batch])

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Reproduce the starter model hubkit/models/builtin/unet-lite0-s2 (one command; ~5 min for all 4 folds on an
-# H100, run in parallel; hours on 2 CPU cores, the stain fine-tune ~50 min). Needs the shared data beside the checkout.
+# Reproduce the starter models hubkit/models/builtin/unet-lite0-s2 and -stain (one command; ~5 min for all 4
+# folds on an H100, run in parallel; hours on 2 CPU cores, the stain fine-tune ~50 min). Needs the shared data
+# beside the checkout.
 #   bash data_prep/train_starter.sh [DATA_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
