@@ -92,12 +92,13 @@ def remove_specks(encoding: str, shape: tuple[int, int], min_area: int, *, name:
         The encoding with those components' pixels removed (``encoding`` itself when none were).
 
     Raises:
-        RLEError: a malformed encoding (names the slide).
+        RLEError: a malformed encoding (names the slide); with ``min_area`` 0 it is not read.
         ConfigError: a ``min_area`` that is not a whole number >= 0.
     """
-    min_area = check_min_area(min_area)
+    if not check_min_area(min_area):
+        return encoding  # nothing to remove: no need to parse (the sink's default when turned off)
     starts, ends = parse(encoding, shape, name=name)
-    if not min_area or not starts.size:
+    if not starts.size:
         return encoding
     height = int(shape[0])
     col, row0, row1 = column_pieces(starts, ends, height)
