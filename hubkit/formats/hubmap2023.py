@@ -28,6 +28,7 @@ from hubkit.errors import ConfigError, EncodingError, SlideError, SubmissionErro
 from hubkit.formats.base import CompetitionFormat, Score, Sink
 from hubkit.formats.coco import decode_mask, encode_mask
 from hubkit.formats.metrics import open_images_ap
+from hubkit.formats.specks import check_min_area
 from hubkit.formats.table import read_id_table
 
 __all__ = ["CLASS_IDS", "TILE_SHAPE", "Instance", "extract_instances", "format_instances", "parse_instances",
@@ -162,7 +163,8 @@ class HuBMAP2023(CompetitionFormat):
     def __init__(self, scored_class: str = "blood_vessel", iou_threshold: float = 0.6, min_area: int = 16):
         if scored_class not in CLASS_IDS:
             raise ConfigError(f"unknown class {scored_class!r}; valid names: {', '.join(CLASS_IDS)}")
-        self.scored_class, self.iou_threshold, self.min_area = scored_class, float(iou_threshold), int(min_area)
+        self.scored_class, self.iou_threshold = scored_class, float(iou_threshold)
+        self.min_area = check_min_area(min_area)
 
     def placeholders(self, data_dir, ids) -> dict[str, dict[str, str]]:
         """Empty predictions sized as ``sample_submission.csv`` says, else as the tile file is."""

@@ -6,6 +6,7 @@ from skimage.measure import label
 from hubkit.errors import ConfigError, RLEError
 from hubkit.formats import rle
 from hubkit.formats.hubmap2021 import HuBMAP2021
+from hubkit.formats.hubmap2023 import HuBMAP2023
 from hubkit.formats.specks import remove_specks
 
 
@@ -75,6 +76,7 @@ def test_nothing_to_remove_returns_the_encoding_itself(encoding):
         (lambda: HuBMAP2021(min_area=-5), ConfigError, "min_area"),
         (lambda: HuBMAP2021(min_area=True), ConfigError, "min_area"),
         (lambda: HuBMAP2021(min_area=2.5), ConfigError, "min_area"),
+        (lambda: HuBMAP2023(min_area=-1), ConfigError, "min_area"),  # the 2023 format takes the same check
     ],
 )
 def test_bad_settings_and_encodings_are_named(call, error, message):
