@@ -7,7 +7,7 @@ arrays (non-zero = glomerulus); a glomerulus is an 8-connected component. Positi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Optional
 
 import numpy as np
@@ -15,9 +15,10 @@ import pandas as pd
 from skimage.measure import label, regionprops
 
 from hubkit.errors import DataError, ModelOutputError
-from hubkit.formats.metrics import mask_dice
+from hubkit.formats.metrics import dice_from_counts, mask_dice
 
-__all__ = ["components", "glomeruli", "match", "match_labels", "Detection", "detection_metrics"]
+__all__ = ["components", "glomeruli", "match", "match_labels", "Detection", "detection_metrics", "DiceBreakdown",
+           "dice_breakdown"]
 
 
 def glomeruli(
@@ -161,3 +162,70 @@ def detection_metrics(prediction: np.ndarray, truth: np.ndarray, iou_threshold: 
     n_pred, n_true = int(pred_labels.max()), int(true_labels.max())
     tp = len(pairs)
     return Detection(tp=tp, fp=n_pred - tp, fn=n_true - tp, dice=mask_dice(prediction, truth))
+
+
+@dataclass(frozen=True)
+class DiceBreakdown:
+    """Where a prediction's Dice goes: its wrong pixels split by cause (pixel counts; add to pool images).
+
+    ``missed``: pixels of true glomeruli (8-connected components) that share no pixel with the
+    prediction; ``extra``: pixels of predicted components that share none with the truth; the other
+    wrong pixels are ``edge_fn`` / ``edge_fp``: outlines of glomeruli that were found (merged and split
+    glomeruli count here too).
+    """
+
+    tp: int
+    missed: int
+    extra: int
+    edge_fn: int
+    edge_fp: int
+
+    def __add__(self, other: "DiceBreakdown") -> "DiceBreakdown":
+        return DiceBreakdown(*(a + b for a, b in zip(astuple(self), astuple(other))))
+
+    @property
+    def dice(self) -> float:
+        """Pixel Dice of the prediction."""
+        return dice_from_counts(self.tp, 2 * self.tp + self.missed + self.extra + self.edge_fn + self.edge_fp)
+
+    @property
+    def dice_exact_edges(self) -> float:
+        """Dice if every found glomerulus had the true outline (only missed and extra ones left wrong)."""
+        tp = self.tp + self.edge_fn
+        return dice_from_counts(tp, 2 * tp + self.missed + self.extra)
+
+    @property
+    def dice_exact_detection(self) -> float:
+        """Dice if no glomerulus were missed (found with its true outline) and no extra one predicted."""
+        tp = self.tp + self.missed
+        return dice_from_counts(tp, 2 * tp + self.edge_fn + self.edge_fp)
+
+    @property
+    def outline_bias(self) -> float:
+        """``edge_fn / edge_fp``: above 1, found glomeruli are drawn tighter than the truth (a lower
+        threshold or more context may help); below 1, looser. 1.0 when neither occurs."""
+        if not self.edge_fp:
+            return float("inf") if self.edge_fn else 1.0
+        return self.edge_fn / self.edge_fp
+
+
+def dice_breakdown(prediction: np.ndarray, truth: np.ndarray) -> DiceBreakdown:
+    """Split a prediction's errors into missed glomeruli, extra glomeruli and outlines (`DiceBreakdown`).
+
+    Args:
+        prediction, truth: ``(height, width)`` masks of one shape (non-zero = glomerulus).
+    """
+    pred, true = np.asarray(prediction) != 0, np.asarray(truth) != 0
+    if pred.shape != true.shape:
+        raise DataError(f"prediction {pred.shape} and truth {true.shape} differ in shape")
+    pred_labels, true_labels = components(pred), components(true)
+    both = pred & true
+    found = np.zeros(int(true_labels.max()) + 1, bool)
+    found[true_labels[both]] = True
+    real = np.zeros(int(pred_labels.max()) + 1, bool)
+    real[pred_labels[both]] = True
+    fn, fp = true & ~pred, pred & ~true
+    missed = int((fn & ~found[true_labels]).sum())
+    extra = int((fp & ~real[pred_labels]).sum())
+    return DiceBreakdown(tp=int(both.sum()), missed=missed, extra=extra, edge_fn=int(fn.sum()) - missed,
+                         edge_fp=int(fp.sum()) - extra)

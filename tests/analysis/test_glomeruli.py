@@ -2,8 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hubkit.analysis.glomeruli import detection_metrics, glomeruli, match
+from hubkit.analysis.glomeruli import detection_metrics, dice_breakdown, glomeruli, match
 from hubkit.annotations import load_features, rasterize
+from hubkit.errors import DataError
+from hubkit.formats.metrics import dice_from_counts, mask_dice
 from hubkit.slides import read_mask
 
 
@@ -83,3 +85,44 @@ def test_real_glomeruli_polygons_against_their_masks(data_dir):
         # tiles.csv counts 4-connected components; two glomeruli touching at a corner are one here
         listed = int(tiles.loc[tiles["stem"] == stem, "n_mask_components"].iloc[0])
         assert listed - 1 <= n <= listed, stem
+
+
+def _boxes(shape, *boxes):
+    mask = np.zeros(shape, np.uint8)
+    for r0, r1, c0, c1 in boxes:
+        mask[r0:r1, c0:c1] = 1
+    return mask
+
+
+A, B = (5, 25, 5, 25), (30, 50, 50, 90)  # 400 and 800 px
+
+
+@pytest.mark.parametrize(
+    "pred, counts, bias",  # counts: tp, missed, extra, edge_fn, edge_fp
+    [
+        ((A, B), (1200, 0, 0, 0, 0), 1.0),
+        ((), (0, 1200, 0, 0, 0), 1.0),
+        (((6, 26, 5, 25), (40, 45, 30, 35)), (380, 800, 25, 20, 20), 1.0),  # A a row low, B missed, one extra
+        (((5, 25, 5, 25), (30, 50, 50, 70), (30, 50, 72, 90)), (1160, 0, 0, 40, 0), float("inf")),  # B split
+        (((5, 50, 5, 90),), (1200, 0, 0, 0, 45 * 85 - 1200), 0.0),  # one blob over both: all edge
+        (((25, 30, 25, 50),), (0, 1200, 125, 0, 0), 1.0),  # touches A and B only at corners: no shared pixel
+    ],
+    ids=["exact", "nothing", "shifted-missed-extra", "split", "merged", "corner-touch"],
+)
+def test_dice_breakdown(pred, counts, bias):
+    truth, pred = _boxes((60, 100), A, B), _boxes((60, 100), *pred)
+    b = dice_breakdown(pred, truth)
+    assert (b.tp, b.missed, b.extra, b.edge_fn, b.edge_fp) == counts and b.outline_bias == bias
+    assert b.dice == pytest.approx(mask_dice(pred, truth))
+    tp, missed, extra, edge_fn, edge_fp = counts
+    assert b.dice_exact_edges == pytest.approx(dice_from_counts(tp + edge_fn, 2 * (tp + edge_fn) + missed + extra))
+    assert b.dice_exact_detection == pytest.approx(dice_from_counts(tp + missed, 2 * (tp + missed) + edge_fn + edge_fp))
+    assert (b + b).dice == pytest.approx(b.dice) and (b + b).tp == 2 * tp
+
+
+def test_dice_breakdown_of_nothing_against_nothing_is_perfect():
+    empty = np.zeros((8, 8), np.uint8)
+    b = dice_breakdown(empty, empty)
+    assert (b.dice, b.dice_exact_edges, b.dice_exact_detection) == (1.0, 1.0, 1.0)
+    with pytest.raises(DataError, match="differ in shape"):
+        dice_breakdown(empty, np.zeros((8, 9), np.uint8))
