@@ -6,9 +6,13 @@ data, else 2 from the 5 tiles hubkit ships), predicts each slide's probabilities
 as a submission runs), then for every threshold and ``min_area`` (full-resolution px) encodes the
 mask, removes its specks (`hubkit.formats.specks.remove_specks`) and scores it: mean Dice over the
 slides (the competition's metric) and glomerulus-level TP / FP / FN and F1 at IoU 0.5
-(`hubkit.analysis.analyze_slide`). The first row (the cards' threshold, no speck removal) is the
-baseline of the same run. Note that tiles are crops: glomeruli cut by a tile's edge are small true
-components, so speck removal is judged harshly here compared with whole slides.
+(`hubkit.analysis.analyze_slide`), and where the lost Dice goes (`hubkit.analysis.dice_breakdown`):
+the mean Dice were every found glomerulus's outline exact (``edges ok``), and were no glomerulus
+missed nor any extra one predicted (``found ok``), and the outlines' bias (``FN:FP``: true pixels
+left out at found glomeruli's edges per predicted pixel too many; above 1 = outlines too tight).
+The first row (the cards' threshold, no speck removal) is the baseline of the same run. Note that
+tiles are crops: glomeruli cut by a tile's edge are small true components, so speck removal is
+judged harshly here compared with whole slides.
 
     python bench/bench_postprocess.py
     python bench/bench_postprocess.py --zoo out/zoo --thresholds 0.4,0.5 --areas 0,4000,8000
@@ -31,7 +35,7 @@ def main() -> None:
 
     import numpy as np
 
-    from hubkit.analysis import analyze_slide
+    from hubkit.analysis import analyze_slide, dice_breakdown
     from hubkit.formats import rle
     from hubkit.formats.hubmap2021 import read_encodings
     from hubkit.formats.metrics import rle_dice
@@ -67,7 +71,7 @@ def main() -> None:
               f"({sum(p.size for p in probs.values()) / 1e6:.0f} Mpx) predicted in {time.perf_counter() - t0:.0f} s, "
               f"TTA {args.tta}")
         print(f"{'threshold':>9} {'min_area':>8} {'mean Dice':>9} {'TP':>4} {'FP':>4} {'FN':>4} {'F1':>6} "
-              f"{'seconds':>7}  Dice per slide")
+              f"{'edges ok':>8} {'found ok':>8} {'FN:FP':>5} {'seconds':>7}  Dice per slide")
         for threshold in thresholds:
             encoded = {i: rle.encode(p > threshold) for i, p in probs.items()}
             for area in areas:
@@ -81,8 +85,14 @@ def main() -> None:
                     det = analyze_slide(probs[i].shape, e, truth[i]).detection
                     tp, fp, fn = tp + det.tp, fp + det.fp, fn + det.fn
                 f1 = 2 * tp / max(2 * tp + fp + fn, 1)
+                parts = [dice_breakdown(rle.decode(e, probs[i].shape), rle.decode(truth[i], probs[i].shape))
+                         for i, e in cleaned.items()]
+                edges = np.mean([b.dice_exact_edges for b in parts])
+                found = np.mean([b.dice_exact_detection for b in parts])
+                pooled = sum(parts[1:], parts[0])
                 print(f"{threshold:>9.2f} {area:>8d} {dice:>9.4f} {tp:>4d} {fp:>4d} {fn:>4d} {f1:>6.3f} "
-                      f"{seconds:>7.2f}  {' / '.join(f'{d:.4f}' for d in per_slide)}")
+                      f"{edges:>8.4f} {found:>8.4f} {pooled.outline_bias:>5.2f} {seconds:>7.2f}  "
+                      f"{' / '.join(f'{d:.4f}' for d in per_slide)}")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,13 @@ For each model folder (a fold model `hubkit train` saved: its card's ``extra.con
 tile set, folds and seed, ``extra.fold`` its fold), the fold's held-out tiles of the tile set are
 split by ``source`` (e.g. ``vanderbilt``, ``aidpath``) and scored whole, as the trainer validates:
 pooled and per-tile Dice at the card's threshold, no TTA. Sources the model trained on show
-in-source Dice; a source it never saw (a run with ``sources_train``) shows what a change of lab and
-scanner costs, and is also scored on all its tiles (every one is unseen). Ratios are to the first
-model's Dice on the same tiles.
+in-source Dice; a source it never saw (a run with ``sources_train``, and no ``init`` model that
+saw it) shows what a change of lab and scanner costs, and is also scored on all its tiles (every
+one is unseen). Ratios are to the first model's Dice on the same tiles. Where the lost Dice goes
+(`hubkit.analysis.dice_breakdown`, pooled over the tiles): ``edges ok`` is the Dice were every
+found glomerulus's outline exact, ``found ok`` the Dice were none missed and none extra, ``FN:FP``
+the outlines' bias (true pixels left out at found glomeruli's edges per predicted pixel too many;
+above 1 = drawn tighter than the annotators drew them).
 
     python bench/bench_sources.py hubkit/models/builtin/unet-lite0-s2 out/cross/unet-aidpath-fold3
 """
@@ -16,40 +20,66 @@ from __future__ import annotations
 import argparse
 
 
+def sources_seen(config: dict, every: list[str]) -> list[str]:
+    """The tile sources a model's training saw: its ``sources_train`` (all when unset), and those of the
+    model it was fine-tuned from (``init``), whose card is read from where the config names it."""
+    from pathlib import Path
+
+    from hubkit.models.card import ModelCard
+
+    seen = set(config.get("sources_train") or every)
+    if config.get("init"):
+        card = Path(config["init"]) / "card.json"
+        if not card.is_file():
+            raise SystemExit(f"{card}: the card of the model this one was fine-tuned from is not there, so which "
+                             "sources it saw is unknown; run from the folder its config was trained in")
+        seen |= set(sources_seen(ModelCard.read(card).extra.get("config") or {}, every))
+    return sorted(seen)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="+", help="fold model folders (card.json + weights)")
     ap.add_argument("--tiles", help="tile set (default: the one each card's config names)")
     args = ap.parse_args()
 
+    import numpy as np
     import torch
-    from torch.utils.data import DataLoader
 
+    from hubkit.analysis import dice_breakdown
     from hubkit.models import zoo
     from hubkit.training.data import ValidTiles
-    from hubkit.training.loop import evaluate
     from hubkit.training.prep import folds_by_group, read_index
+
+    def score(model, tiles, threshold):
+        parts = []
+        for image, mask, h, w in tiles:  # as the trainer validates: whole tiles, bf16, no TTA
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                probs = torch.sigmoid(model(image[None]).float()).amax(dim=1)[0, :h, :w]
+            parts.append(dice_breakdown((probs > threshold).numpy(), mask.numpy()))
+        return sum(parts[1:], parts[0]), float(np.mean([b.dice for b in parts]))
 
     base = {}
     print(f"{'model':<34} {'trained on':<18} {'tiles scored':<30} {'tiles':>5} {'Dice':>7} {'per tile':>8} "
-          f"{'x first':>7}")
+          f"{'x first':>7} {'edges ok':>8} {'found ok':>8} {'FN:FP':>5}")
     for folder in args.models:
         model, card = zoo.load(folder)
         config = card.extra.get("config") or {}
         index, root = read_index(args.tiles or config["tiles"])
         fold_of = folds_by_group(index["group"], config["folds"], config["seed"])
         held_out = index[fold_of == card.extra["fold"]]
-        trained_on = ",".join(config.get("sources_train") or sorted(index["source"].unique()))
+        trained_on = ",".join(sources_seen(config, sorted(index["source"].unique())))
         sets = [(source, "held-out fold", held_out[held_out["source"] == source])
                 for source in sorted(held_out["source"].unique())]
         sets += [(source, "all (unseen)", index[index["source"] == source])
                  for source in sorted(index["source"].unique()) if source not in trained_on.split(",")]
         for source, which, rows in sets:
             tiles = ValidTiles(rows, root, card.mean, card.std, card.classes)
-            scores = evaluate(model, DataLoader(tiles, 1), torch.device("cpu"), torch.bfloat16, card.threshold)
-            ratio = scores["dice"] / base.setdefault((source, which), scores["dice"])
+            pooled, per_tile = score(model.eval(), tiles, card.threshold)
+            ratio = pooled.dice / base.setdefault((source, which), pooled.dice)
             print(f"{card.name:<34} {trained_on:<18} {source + ', ' + which:<30} {len(tiles):>5} "
-                  f"{scores['dice']:>7.4f} {scores['dice_per_tile']:>8.4f} {ratio:>7.3f}")
+                  f"{pooled.dice:>7.4f} {per_tile:>8.4f} {ratio:>7.3f} {pooled.dice_exact_edges:>8.4f} "
+                  f"{pooled.dice_exact_detection:>8.4f} {pooled.outline_bias:>5.2f}")
 
 
 if __name__ == "__main__":
