@@ -1,3 +1,4 @@
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -81,3 +82,14 @@ JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
 def test_fuzzed_configs_load_or_raise_config_errors(tmp_path_factory, doc):
     cfg = load_fuzzed(tmp_path_factory.mktemp("fuzz"), "c.json", doc, load_config, ConfigError)
     assert cfg is None or (cfg.validate("again") is cfg and isinstance(cfg.tiles, str) and cfg.tiles)
+
+
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_shipped_configs_load_and_name_models_that_ship(path):
+    cfg = load_config(path)
+    assert cfg.tiles and cfg.name
+    if cfg.init:  # a fine-tune starts from a model in the repository, not from a run's output
+        assert (Path(__file__).parents[2] / cfg.init / "card.json").is_file(), cfg.init
