@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from hubkit.errors import MissingInputError, SubmissionError
+from hubkit.formats.specks import check_min_area
 from hubkit.formats.table import read_id_table, write_table
 
 __all__ = ["Sink", "Score", "CompetitionFormat", "check_id"]
@@ -74,7 +75,8 @@ def check_id(slide_id: str, where) -> str:
 
 
 class CompetitionFormat(ABC):
-    """One competition's files. Subclasses set the class attributes and implement `sink` and `score`."""
+    """One competition's files. Subclasses set the class attributes, ``min_area`` (in their
+    constructor) and implement `_make_sink` and `score`."""
 
     #: The name chosen on the command line (``--format``).
     name: ClassVar[str]
@@ -88,6 +90,8 @@ class CompetitionFormat(ABC):
     suffixes: ClassVar[tuple[str, ...]]
     #: The metric's name, as `Score.metric`.
     metric: ClassVar[str]
+    #: Predicted masks of fewer full-resolution pixels are dropped as specks unless a run says otherwise.
+    min_area: int
 
     def read_ids(self, data_dir) -> list[str]:
         """Slide ids to predict: ``sample_submission.csv`` order, else the stems of ``test/*<suffix>``.
@@ -149,7 +153,6 @@ class CompetitionFormat(ABC):
         """Write the submission atomically: one row per id in ``ids`` order."""
         return write_table(path, self.columns, ids, rows, placeholders)
 
-    @abstractmethod
     def sink(self, shape: tuple[int, int], class_names: Sequence[str], threshold: float,
              min_area: Optional[int] = None) -> Sink:
         """A fresh sink for one slide of ``shape`` ``(height, width)``.
@@ -160,7 +163,16 @@ class CompetitionFormat(ABC):
             threshold: the probability cut.
             min_area: masks (2021: connected components; 2023: instances) of fewer pixels are
                 dropped as specks; None = the format's own ``min_area``.
+
+        Raises:
+            ConfigError: a ``min_area`` that is not a whole number >= 0.
         """
+        area = self.min_area if min_area is None else check_min_area(min_area)
+        return self._make_sink(shape, class_names, threshold, area)
+
+    @abstractmethod
+    def _make_sink(self, shape: tuple[int, int], class_names: Sequence[str], threshold: float, min_area: int) -> Sink:
+        """The format's sink, with ``min_area`` resolved and checked by `sink`."""
 
     @abstractmethod
     def score(self, submission, solution) -> Score:

@@ -91,8 +91,8 @@ class HuBMAP2021(CompetitionFormat):
     def __init__(self, min_area: int = MIN_GLOMERULUS_AREA):
         self.min_area = check_min_area(min_area)
 
-    def sink(self, shape, class_names, threshold, min_area=None) -> RLESink:
-        return RLESink(shape, class_names, threshold, self.min_area if min_area is None else min_area)
+    def _make_sink(self, shape, class_names, threshold, min_area) -> RLESink:
+        return RLESink(shape, class_names, threshold, min_area)
 
     def score(self, submission, solution) -> Score:
         """Per-image Dice and their mean, as Kaggle scored it (``per_image``: ``id, dice``, solution order)."""

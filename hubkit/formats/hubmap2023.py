@@ -187,8 +187,8 @@ class HuBMAP2023(CompetitionFormat):
             out[i] = {"height": str(sizes[i][0]), "width": str(sizes[i][1]), "prediction_string": ""}
         return out
 
-    def sink(self, shape, class_names, threshold, min_area=None) -> InstanceSink:
-        return InstanceSink(shape, class_names, threshold, self.min_area if min_area is None else min_area)
+    def _make_sink(self, shape, class_names, threshold, min_area) -> InstanceSink:
+        return InstanceSink(shape, class_names, threshold, min_area)
 
     def score(self, submission, solution) -> Score:
         """AP at ``iou_threshold`` of ``scored_class`` over all images (``per_image``: ``id, predicted,

@@ -77,6 +77,8 @@ def test_nothing_to_remove_returns_the_encoding_itself(encoding):
         (lambda: HuBMAP2021(min_area=True), ConfigError, "min_area"),
         (lambda: HuBMAP2021(min_area=2.5), ConfigError, "min_area"),
         (lambda: HuBMAP2023(min_area=-1), ConfigError, "min_area"),  # the 2023 format takes the same check
+        (lambda: HuBMAP2021().sink((8, 8), ["glomerulus"], 0.5, -1), ConfigError, "min_area"),  # a run's, up front
+        (lambda: HuBMAP2023().sink((8, 8), ["blood_vessel"], 0.5, 0.5), ConfigError, "min_area"),
     ],
 )
 def test_bad_settings_and_encodings_are_named(call, error, message):
