@@ -72,6 +72,7 @@ def main() -> None:
               f"TTA {args.tta}")
         print(f"{'threshold':>9} {'min_area':>8} {'mean Dice':>9} {'TP':>4} {'FP':>4} {'FN':>4} {'F1':>6} "
               f"{'edges ok':>8} {'found ok':>8} {'FN:FP':>5} {'seconds':>7}  Dice per slide")
+        true_masks = {i: rle.decode(truth[i], p.shape) for i, p in probs.items()}
         for threshold in thresholds:
             encoded = {i: rle.encode(p > threshold) for i, p in probs.items()}
             for area in areas:
@@ -85,8 +86,7 @@ def main() -> None:
                     det = analyze_slide(probs[i].shape, e, truth[i]).detection
                     tp, fp, fn = tp + det.tp, fp + det.fp, fn + det.fn
                 f1 = 2 * tp / max(2 * tp + fp + fn, 1)
-                parts = [dice_breakdown(rle.decode(e, probs[i].shape), rle.decode(truth[i], probs[i].shape))
-                         for i, e in cleaned.items()]
+                parts = [dice_breakdown(rle.decode(e, probs[i].shape), true_masks[i]) for i, e in cleaned.items()]
                 edges = np.mean([b.dice_exact_edges for b in parts])
                 found = np.mean([b.dice_exact_detection for b in parts])
                 pooled = sum(parts[1:], parts[0])
