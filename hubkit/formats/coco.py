@@ -42,7 +42,8 @@ def decode_mask(text: str, shape: tuple[int, int], name: str = "mask") -> np.nda
         name: what it is (an id and instance number), quoted in errors.
 
     Raises:
-        EncodingError: not base64, not zlib data, or COCO counts that do not fill ``shape``.
+        EncodingError: not base64, not zlib data, not well-formed COCO counts, or counts that do not
+            cover ``shape`` exactly.
     """
     h, w = int(shape[0]), int(shape[1])
     # Each of at most h * w + 1 runs takes at most 7 characters (5 bits each, 32-bit counts): more
@@ -58,12 +59,48 @@ def decode_mask(text: str, shape: tuple[int, int], name: str = "mask") -> np.nda
                             "can take (a zlib bomb?)")
     if not inflater.eof:
         raise EncodingError(f"{name}: not base64(zlib(COCO RLE)) text (the zlib stream is cut short)")
-    if not counts or not all(48 <= b < 112 for b in counts):  # pycocotools' counts alphabet: chr(48..111)
+    runs = _runs(counts, name)
+    if int(runs.sum()) != h * w:
+        raise EncodingError(f"{name}: COCO RLE counts cover {int(runs.sum()):,} pixels, not the {h * w:,} of a "
+                            f"{h} x {w} image")
+    pixels = np.repeat(np.resize(np.array([0, 1], np.uint8), len(runs)), runs)
+    return np.ascontiguousarray(pixels.reshape(w, h).T)  # COCO numbers pixels down the columns
+
+def _runs(counts: bytes, name: str) -> np.ndarray:
+    """The run lengths in pycocotools' compressed counts string, checked (``rleFrString`` in maskApi.c).
+
+    Each number is 5-bit groups, least significant first, as characters ``chr(48 + group)``; 0x20 marks
+    that another group follows, and 0x10 in the last group is the sign. From the fourth number on, each
+    is stored as its difference from the number two before it. pycocotools itself reads a number cut
+    short, a negative run or counts short of the image without complaint (leaving its buffer unfilled),
+    so they are checked here.
+
+    Returns:
+        ``(n,)`` int64 run lengths, alternating 0s and 1s, starting with 0s.
+
+    Raises:
+        EncodingError: a character outside the alphabet, a number cut short or over 7 groups, a negative run.
+    """
+    groups = np.frombuffer(counts, np.uint8).astype(np.int64) - 48
+    if not len(groups) or groups.min() < 0 or groups.max() >= 64:  # the alphabet: chr(48..111)
         raise EncodingError(f"{name}: the decompressed bytes are not COCO compressed RLE counts")
-    try:
-        mask = coco_mask.decode({"size": [h, w], "counts": counts})
-    except Exception as err:  # noqa: BLE001 - pycocotools raises bare errors for bad counts
-        raise EncodingError(f"{name}: COCO RLE counts do not decode at {h} x {w} ({err})") from None
-    if int(coco_mask.area({"size": [h, w], "counts": counts})) != int(mask.sum()):
-        raise EncodingError(f"{name}: COCO RLE counts do not add up to a {h} x {w} image")
-    return np.ascontiguousarray(mask)
+    last = (groups & 0x20) == 0
+    if not last[-1]:
+        raise EncodingError(f"{name}: COCO RLE counts end in the middle of a number")
+    number = np.concatenate([[0], np.cumsum(last)[:-1]])  # which number each group belongs to
+    ends = np.flatnonzero(last)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    width = ends - starts + 1
+    if width.max() > 7:  # 7 groups of 5 bits hold any 32-bit count
+        raise EncodingError(f"{name}: a COCO RLE count runs over 7 characters")
+    place = np.arange(len(groups)) - starts[number]
+    values = np.zeros(len(ends), np.int64)
+    np.add.at(values, number, (groups & 0x1F) << (5 * place))
+    values -= np.where(groups[ends] & 0x10, np.left_shift(1, 5 * width), 0)  # sign-extend
+    runs = values.copy()
+    for first in (1, 2):  # the fourth number on is a difference from the number two before it
+        if len(values) > first + 2:
+            runs[first + 2 :: 2] = values[first] + np.cumsum(values[first + 2 :: 2])
+    if runs.min() < 0:
+        raise EncodingError(f"{name}: COCO RLE counts hold a negative run ({int(runs.min())})")
+    return runs

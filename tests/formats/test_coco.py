@@ -35,14 +35,21 @@ def test_round_trip_and_the_competition_encoding(mask):
     assert zlib.decompress(base64.b64decode(text)) == counts
 
 
+def _text(counts: bytes) -> str:
+    return base64.b64encode(zlib.compress(counts)).decode()
+
+
 @pytest.mark.parametrize(
     "text, shape, message",
     [
         ("not base64!", (4, 4), "not base64"),
         (base64.b64encode(b"plain bytes").decode(), (4, 4), "not base64\\(zlib"),
         (base64.b64encode(zlib.compress(b"\x01\x02")).decode(), (4, 4), "not COCO compressed RLE"),
-        (encode_mask(np.ones((10, 10))), (20, 20), "do not add up to a 20 x 20 image"),
-        (encode_mask(np.ones((10, 10))), (4, 4), "do not decode at 4 x 4"),
+        (encode_mask(np.ones((10, 10))), (20, 20), "cover 100 pixels, not the 400 of a 20 x 20 image"),
+        (encode_mask(np.ones((10, 10))), (4, 4), "cover 100 pixels, not the 16 of a 4 x 4 image"),
+        (_text(b"5O"), (2, 2), "a negative run \\(-1\\)"),  # runs 5, -1: they add up to 4, pycocotools takes it
+        (_text(b"00P"), (2, 2), "end in the middle of a number"),
+        (_text(b"P" * 7 + b"0"), (2, 2), "runs over 7 characters"),
         (base64.b64encode(zlib.compress(b"0" * 10_000_000)).decode(), (512, 512),  # 10 KB that inflate to 10 MB
          "decompresses past the 1,835,015 bytes .* 512 x 512 mask"),
         (encode_mask(np.ones((10, 10)))[:-8], (10, 10), "not base64|cut short"),
