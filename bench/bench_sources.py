@@ -45,18 +45,18 @@ def main() -> None:
 
     import numpy as np
     import torch
+    from torch.utils.data import DataLoader
 
     from hubkit.analysis import dice_breakdown
     from hubkit.models import zoo
     from hubkit.training.data import ValidTiles
+    from hubkit.training.loop import valid_predictions
     from hubkit.training.prep import folds_by_group, read_index
 
     def score(model, tiles, threshold):
-        parts = []
-        for image, mask, h, w in tiles:  # as the trainer validates: whole tiles, bf16, no TTA
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-                probs = torch.sigmoid(model(image[None]).float()).amax(dim=1)[0, :h, :w]
-            parts.append(dice_breakdown((probs > threshold).numpy(), mask.numpy()))
+        parts = [dice_breakdown(pred[0].numpy(), mask[0].numpy())  # as the trainer validates: whole tiles, no TTA
+                 for pred, mask in valid_predictions(model, DataLoader(tiles, 1), torch.device("cpu"),
+                                                     torch.bfloat16, threshold)]
         return sum(parts[1:], parts[0]), float(np.mean([b.dice for b in parts]))
 
     base = {}
@@ -75,7 +75,7 @@ def main() -> None:
                  for source in sorted(index["source"].unique()) if source not in trained_on.split(",")]
         for source, which, rows in sets:
             tiles = ValidTiles(rows, root, card.mean, card.std, card.classes)
-            pooled, per_tile = score(model.eval(), tiles, card.threshold)
+            pooled, per_tile = score(model, tiles, card.threshold)
             ratio = pooled.dice / base.setdefault((source, which), pooled.dice)
             print(f"{card.name:<34} {trained_on:<18} {source + ', ' + which:<30} {len(tiles):>5} "
                   f"{pooled.dice:>7.4f} {per_tile:>8.4f} {ratio:>7.3f} {pooled.dice_exact_edges:>8.4f} "

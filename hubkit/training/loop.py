@@ -16,7 +16,7 @@ import random
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -41,30 +41,41 @@ from hubkit.training.prep import folds_by_group, read_index, tile_set_stats
 #: A segmenter's class names by head size; 2 = the 4th-place team's healthy / unhealthy glomeruli.
 CLASS_NAMES = {1: ["glomerulus"], 2: ["healthy", "unhealthy"]}
 
-__all__ = ["CLASS_NAMES", "run", "train_fold", "initial_model", "train_loader", "evaluate", "checkpoint_path",
-           "summary_json"]
+__all__ = ["CLASS_NAMES", "run", "train_fold", "initial_model", "train_loader", "valid_predictions",
+           "evaluate", "checkpoint_path", "summary_json"]
 
 
-@torch.inference_mode()
+def valid_predictions(model, loader, device, amp_dtype, threshold: float = 0.5,
+                      amp: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Each whole validation tile's prediction beside its truth, as the trainer validates: one
+    forward pass, no TTA, a glomerulus any class (as `predict` writes it:
+    `hubkit.formats.hubmap2021.glomerulus_probability`). The model is left in eval mode.
+
+    Yields:
+        ``(pred, mask)``: ``(n, h, w)`` float 0/1 tensors on the CPU, the batch's padding cropped
+        off (``n`` is the loader's batch size; hubkit's validation loaders give one tile a batch).
+    """
+    model.eval()
+    for image, mask, h, w in loader:
+        with torch.inference_mode():  # not held across the yield: the caller runs in its own mode
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+                logits = model(image.to(device, non_blocking=True))
+            pred = (torch.sigmoid(logits.float()).amax(dim=1)[:, : int(h), : int(w)] > threshold).float().cpu()
+        yield pred, mask
+
+
 def evaluate(model, loader, device, amp_dtype, threshold: float = 0.5, ranks: Optional[Ranks] = None,
              amp: bool = True) -> dict:
-    """Pooled and per-tile Dice of a model over whole validation tiles (each rank's share of them,
-    summed over the ranks: the same numbers as one process over all tiles). A glomerulus is any
-    class, as `predict` writes it (`hubkit.formats.hubmap2021.glomerulus_probability`)."""
-    model.eval()
+    """Pooled and per-tile Dice of a model over whole validation tiles (`valid_predictions`; each
+    rank's share of them, summed over the ranks: the same numbers as one process over all tiles)."""
     inter = total = per_tile = tiles = 0.0
-    for image, mask, h, w in loader:
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-            logits = model(image.to(device, non_blocking=True))
-        probs = torch.sigmoid(logits.float()).amax(dim=1)
-        pred = (probs[:, : int(h), : int(w)] > threshold).float().cpu()
+    for pred, mask in valid_predictions(model, loader, device, amp_dtype, threshold, amp):
         i, t = float((pred * mask).sum()), float(pred.sum() + mask.sum())
         inter, total = inter + i, total + t
         per_tile, tiles = per_tile + dice_from_counts(i, t), tiles + 1
     model.train()
     inter, total, per_tile, tiles = (ranks or Ranks()).sum([inter, total, per_tile, tiles])
     return {"dice": dice_from_counts(inter, total), "dice_per_tile": per_tile / max(tiles, 1)}
-
 
 def _mix(image: torch.Tensor, mask: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """MixUp (blend with a shuffled batch) and CutMix (paste a box of it), each with its probability."""

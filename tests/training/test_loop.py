@@ -102,7 +102,7 @@ def test_validation_dice_counts_a_glomerulus_of_either_class(two_class_tiles):
 
     from hubkit.slides.images import read_label_mask
     from hubkit.training.data import ValidTiles
-    from hubkit.training.loop import evaluate
+    from hubkit.training.loop import evaluate, valid_predictions
 
     index, root = read_index(two_class_tiles)
     labels = [read_label_mask(root / rel, 2) for rel in index["mask"]]
@@ -119,6 +119,10 @@ def test_validation_dice_counts_a_glomerulus_of_either_class(two_class_tiles):
             return torch.stack([(lab == 1).float(), (lab == 2).float()])[None] * 20 - 10
 
     loader = torch.utils.data.DataLoader(ValidTiles(index, root, (0.5,) * 3, (0.5,) * 3, classes=2), 1)
+    for (pred, mask), lab in zip(valid_predictions(Oracle(), loader, torch.device("cpu"), torch.bfloat16, amp=False),
+                                 labels, strict=True):
+        assert not torch.is_inference_mode_enabled()  # the caller's mode between tiles, not the generator's
+        assert pred.shape == (1, *lab.shape) and torch.equal(pred[0], torch.from_numpy(lab > 0).float())
     scores = evaluate(Oracle(), loader, torch.device("cpu"), torch.bfloat16, amp=False)
     assert scores["dice"] == pytest.approx(1.0) and scores["dice_per_tile"] == pytest.approx(1.0)
 
