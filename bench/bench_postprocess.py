@@ -4,7 +4,8 @@ Builds the local competition `hubkit demo` builds (real Vanderbilt PAS tiles the
 never trained on, laid into slides at HuBMAP magnification: 3 slides from 43 tiles with the shared
 data, else 2 from the 5 tiles hubkit ships), predicts each slide's probabilities once (flip TTA,
 as a submission runs), then for every threshold and ``min_area`` (full-resolution px) encodes the
-mask, removes its specks (`hubkit.formats.specks.remove_specks`) and scores it: mean Dice over the
+mask, removes its specks (`hubkit.formats.specks.remove_specks`; with ``--seeds``, also the masks
+with no pixel above a seed cut: hysteresis, as ``--seed-threshold`` predicts) and scores it: mean Dice over the
 slides (the competition's metric) and glomerulus-level TP / FP / FN and F1 at IoU 0.5
 (`hubkit.analysis.analyze_slide`), and where the lost Dice goes (`hubkit.analysis.dice_breakdown`):
 the mean Dice were every found glomerulus's outline exact (``edges ok``), and were no glomerulus
@@ -16,6 +17,7 @@ judged harshly here compared with whole slides.
 
     python bench/bench_postprocess.py
     python bench/bench_postprocess.py --zoo out/zoo --thresholds 0.4,0.5 --areas 0,4000,8000
+    python bench/bench_postprocess.py --thresholds 0.3,0.5 --seeds 0.7,0.8 --areas 8000   # hysteresis
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def main() -> None:
     ap.add_argument("--zoo", help="model zoo folder (default: the starter model)")
     ap.add_argument("--thresholds", default="", help="probability cuts (default: the cards' threshold)")
     ap.add_argument("--areas", default="0,2000,4000,8000,12000", help="min_area values, full-resolution px")
+    ap.add_argument("--seeds", default="", help="seed thresholds (hysteresis: a mask is kept only if a pixel is above "
+                                                 "it; those below a row's threshold are skipped; default: none)")
     ap.add_argument("--tta", default="flip")
     args = ap.parse_args()
 
@@ -56,6 +60,7 @@ def main() -> None:
     cards = float(np.mean([m.card.threshold for m in ensemble.members]))
     thresholds = [float(t) for t in args.thresholds.split(",")] if args.thresholds else [cards]
     areas = [int(a) for a in args.areas.split(",")]
+    seed_cuts = [None] + [float(t) for t in args.seeds.split(",") if t]
     tiles = default_tiles_dir()
     with tempfile.TemporaryDirectory() as tmp:
         solution = make_competition(tmp, tiles or sample_tiles_dir(), FULL if tiles else SMALL,
@@ -70,14 +75,16 @@ def main() -> None:
         print(f"{', '.join(m.card.name for m in ensemble.members)}: {len(probs)} slides "
               f"({sum(p.size for p in probs.values()) / 1e6:.0f} Mpx) predicted in {time.perf_counter() - t0:.0f} s, "
               f"TTA {args.tta}")
-        print(f"{'threshold':>9} {'min_area':>8} {'mean Dice':>9} {'TP':>4} {'FP':>4} {'FN':>4} {'F1':>6} "
+        print(f"{'threshold':>9} {'seed':>5} {'min_area':>8} {'mean Dice':>9} {'TP':>4} {'FP':>4} {'FN':>4} {'F1':>6} "
               f"{'edges ok':>8} {'found ok':>8} {'FN:FP':>5} {'seconds':>7}  Dice per slide")
         true_masks = {i: rle.decode(truth[i], p.shape) for i, p in probs.items()}
-        for threshold in thresholds:
+        for threshold, seed_cut in [(t, c) for t in thresholds for c in seed_cuts if c is None or c >= t]:
             encoded = {i: rle.encode(p > threshold) for i, p in probs.items()}
+            seeds = {i: None if seed_cut is None else rle.encode(p > seed_cut) for i, p in probs.items()}
             for area in areas:
                 t0 = time.perf_counter()
-                cleaned = {i: remove_specks(e, probs[i].shape, area, name=i) for i, e in encoded.items()}
+                cleaned = {i: remove_specks(e, probs[i].shape, area, seeds=seeds[i], name=i)
+                           for i, e in encoded.items()}
                 seconds = time.perf_counter() - t0
                 per_slide = [rle_dice(cleaned[i], truth[i]) for i in cleaned]
                 dice = np.mean(per_slide)
@@ -90,7 +97,8 @@ def main() -> None:
                 edges = np.mean([b.dice_exact_edges for b in parts])
                 found = np.mean([b.dice_exact_detection for b in parts])
                 pooled = sum(parts[1:], parts[0])
-                print(f"{threshold:>9.2f} {area:>8d} {dice:>9.4f} {tp:>4d} {fp:>4d} {fn:>4d} {f1:>6.3f} "
+                seed_text = "-" if seed_cut is None else f"{seed_cut:.2f}"
+                print(f"{threshold:>9.2f} {seed_text:>5} {area:>8d} {dice:>9.4f} {tp:>4d} {fp:>4d} {fn:>4d} {f1:>6.3f} "
                       f"{edges:>8.4f} {found:>8.4f} {pooled.outline_bias:>5.2f} {seconds:>7.2f}  "
                       f"{' / '.join(f'{d:.4f}' for d in per_slide)}")
 

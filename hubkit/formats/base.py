@@ -17,7 +17,7 @@ from typing import ClassVar, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from hubkit.errors import MissingInputError, SubmissionError
+from hubkit.errors import ConfigError, MissingInputError, SubmissionError
 from hubkit.formats.specks import check_min_area
 from hubkit.formats.table import read_id_table, write_table
 
@@ -154,7 +154,7 @@ class CompetitionFormat(ABC):
         return write_table(path, self.columns, ids, rows, placeholders)
 
     def sink(self, shape: tuple[int, int], class_names: Sequence[str], threshold: float,
-             min_area: Optional[int] = None) -> Sink:
+             min_area: Optional[int] = None, seed_threshold: Optional[float] = None) -> Sink:
         """A fresh sink for one slide of ``shape`` ``(height, width)``.
 
         Args:
@@ -163,16 +163,23 @@ class CompetitionFormat(ABC):
             threshold: the probability cut.
             min_area: masks (2021: connected components; 2023: instances) of fewer pixels are
                 dropped as specks; None = the format's own ``min_area``.
+            seed_threshold: hysteresis: masks with no pixel above this cut are dropped, so outlines
+                are drawn at ``threshold`` and glomeruli found at this one; None = no such cut.
 
         Raises:
-            ConfigError: a ``min_area`` that is not a whole number >= 0.
+            ConfigError: a ``min_area`` that is not a whole number >= 0, a ``seed_threshold`` not in
+                ``[threshold, 1)``.
         """
         area = self.min_area if min_area is None else check_min_area(min_area)
-        return self._make_sink(shape, class_names, threshold, area)
+        if seed_threshold is not None and not (isinstance(seed_threshold, (int, float))
+                                               and threshold <= seed_threshold < 1):
+            raise ConfigError(f"seed_threshold must be in [threshold, 1) = [{threshold}, 1), got {seed_threshold!r}")
+        return self._make_sink(shape, class_names, threshold, area, seed_threshold)
 
     @abstractmethod
-    def _make_sink(self, shape: tuple[int, int], class_names: Sequence[str], threshold: float, min_area: int) -> Sink:
-        """The format's sink, with ``min_area`` resolved and checked by `sink`."""
+    def _make_sink(self, shape: tuple[int, int], class_names: Sequence[str], threshold: float, min_area: int,
+                   seed_threshold: Optional[float]) -> Sink:
+        """The format's sink, with ``min_area`` and ``seed_threshold`` resolved and checked by `sink`."""
 
     @abstractmethod
     def score(self, submission, solution) -> Score:

@@ -13,7 +13,7 @@ the larger of its two, as the competition's masks count both.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,20 +43,27 @@ def glomerulus_probability(probabilities: np.ndarray) -> np.ndarray:
 class RLESink(Sink):
     """Thresholds the glomerulus probability and streams it into the competition's RLE, strip by strip,
     so a 50,000 x 40,000 mask never exists at once; then drops the mask's components of fewer than
-    ``min_area`` pixels from the encoding (`hubkit.formats.specks.remove_specks`; 0 keeps all)."""
+    ``min_area`` pixels from the encoding (`hubkit.formats.specks.remove_specks`; 0 keeps all), and
+    with a ``seed_threshold``, those with no pixel above it (a second encoder streams those pixels)."""
 
-    def __init__(self, shape: tuple[int, int], class_names: Sequence[str], threshold: float, min_area: int = 0):
-        self.threshold, self.min_area = float(threshold), int(min_area)
+    def __init__(self, shape: tuple[int, int], class_names: Sequence[str], threshold: float, min_area: int = 0,
+                 seed_threshold: Optional[float] = None):
+        self.threshold, self.min_area, self.seed_threshold = float(threshold), int(min_area), seed_threshold
         self.shape = (int(shape[0]), int(shape[1]))
         self.encoder = StripEncoder(*self.shape)
+        self.seeds = StripEncoder(*self.shape) if seed_threshold is not None else None
 
     def aggregate(self, strip: np.ndarray, first_col: int) -> None:
         if first_col != self.encoder.columns:
             raise SubmissionError(f"strips must arrive left to right: got column {first_col}, expected {self.encoder.columns}")
-        self.encoder.add(glomerulus_probability(strip) > self.threshold)
+        prob = glomerulus_probability(strip)
+        self.encoder.add(prob > self.threshold)
+        if self.seeds is not None:
+            self.seeds.add(prob > self.seed_threshold)
 
     def finalize(self) -> dict[str, str]:
-        return {"predicted": remove_specks(self.encoder.finish(), self.shape, self.min_area)}
+        seeds = self.seeds.finish() if self.seeds is not None else None
+        return {"predicted": remove_specks(self.encoder.finish(), self.shape, self.min_area, seeds=seeds)}
 
 
 def read_encodings(path) -> dict[str, str]:
@@ -91,8 +98,8 @@ class HuBMAP2021(CompetitionFormat):
     def __init__(self, min_area: int = MIN_GLOMERULUS_AREA):
         self.min_area = check_min_area(min_area)
 
-    def _make_sink(self, shape, class_names, threshold, min_area) -> RLESink:
-        return RLESink(shape, class_names, threshold, min_area)
+    def _make_sink(self, shape, class_names, threshold, min_area, seed_threshold) -> RLESink:
+        return RLESink(shape, class_names, threshold, min_area, seed_threshold)
 
     def score(self, submission, solution) -> Score:
         """Per-image Dice and their mean, as Kaggle scored it (``per_image``: ``id, dice``, solution order)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -52,7 +52,7 @@ class Instance:
 
 
 def extract_instances(probabilities: np.ndarray, class_names: Sequence[str], threshold: float = 0.5,
-                      min_area: int = 16) -> list[Instance]:
+                      min_area: int = 16, seed_threshold: Optional[float] = None) -> list[Instance]:
     """Instances of every competition class in ``(channels, height, width)`` probabilities.
 
     Args:
@@ -60,6 +60,7 @@ def extract_instances(probabilities: np.ndarray, class_names: Sequence[str], thr
         class_names: channel names; channels not in `CLASS_IDS` are ignored.
         threshold: probability above which a pixel belongs to an instance.
         min_area: components smaller than this many pixels are dropped (specks).
+        seed_threshold: components with no pixel above this probability are dropped (None: none).
 
     Returns:
         Instances, highest score first.
@@ -71,7 +72,7 @@ def extract_instances(probabilities: np.ndarray, class_names: Sequence[str], thr
         prob = np.asarray(probabilities[channel], np.float32)
         labels = label(prob > threshold, connectivity=2)
         for region in regionprops(labels, intensity_image=prob):
-            if region.area >= min_area:
+            if region.area >= min_area and (seed_threshold is None or region.intensity_max > seed_threshold):
                 out.append(Instance(CLASS_IDS[name], float(region.intensity_mean), labels == region.label))
     return sorted(out, key=lambda i: -i.score)
 
@@ -112,7 +113,8 @@ def parse_instances(text: str, shape: tuple[int, int], name: str = "") -> list[I
 class InstanceSink(Sink):
     """Collects one tile's probabilities, then writes its instances as the 2023 row."""
 
-    def __init__(self, shape: tuple[int, int], class_names: Sequence[str], threshold: float, min_area: int = 16):
+    def __init__(self, shape: tuple[int, int], class_names: Sequence[str], threshold: float, min_area: int = 16,
+                 seed_threshold: Optional[float] = None):
         known = [n for n in class_names if n in CLASS_IDS]
         if not known:
             raise ConfigError(f"the hubmap2023 format needs a model whose card's class_names include one of "
@@ -122,13 +124,15 @@ class InstanceSink(Sink):
             raise SlideError(f"an image of {h} x {w} px is too large for the hubmap2023 format, whose tiles are "
                              f"{TILE_SHAPE[0]} x {TILE_SHAPE[1]}")
         self.class_names, self.threshold, self.min_area = list(class_names), float(threshold), int(min_area)
+        self.seed_threshold = seed_threshold
         self.probabilities = np.zeros((len(class_names), h, w), np.float32)
 
     def aggregate(self, strip: np.ndarray, first_col: int) -> None:
         self.probabilities[:, :, first_col : first_col + strip.shape[-1]] = strip
 
     def finalize(self) -> dict[str, str]:
-        instances = extract_instances(self.probabilities, self.class_names, self.threshold, self.min_area)
+        instances = extract_instances(self.probabilities, self.class_names, self.threshold, self.min_area,
+                                      self.seed_threshold)
         _, h, w = self.probabilities.shape
         return {"height": str(h), "width": str(w), "prediction_string": format_instances(instances)}
 
@@ -187,8 +191,8 @@ class HuBMAP2023(CompetitionFormat):
             out[i] = {"height": str(sizes[i][0]), "width": str(sizes[i][1]), "prediction_string": ""}
         return out
 
-    def _make_sink(self, shape, class_names, threshold, min_area) -> InstanceSink:
-        return InstanceSink(shape, class_names, threshold, min_area)
+    def _make_sink(self, shape, class_names, threshold, min_area, seed_threshold) -> InstanceSink:
+        return InstanceSink(shape, class_names, threshold, min_area, seed_threshold)
 
     def score(self, submission, solution) -> Score:
         """AP at ``iou_threshold`` of ``scored_class`` over all images (``per_image``: ``id, predicted,

@@ -8,7 +8,8 @@ smaller than an area straight from the runs: the runs are cut into column pieces
 numbers pixels down the columns), pieces in neighbouring columns whose rows touch are joined
 (diagonal contact included), and the pieces of each small component are left out. Time and memory
 follow the number of runs (tens of thousands on a whole slide), never the slide's pixels, and
-components of any size and shape are measured whole.
+components of any size and shape are measured whole. Given seeds (the runs of a higher probability
+cut), components holding none of them go too: hysteresis thresholding, on the runs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from hubkit.errors import ConfigError
+from hubkit.errors import ConfigError, RLEError
 from hubkit.formats.rle import format_runs, parse
 
 __all__ = ["check_min_area", "column_pieces", "piece_components", "remove_specks"]
@@ -79,23 +80,29 @@ def piece_components(col: np.ndarray, row0: np.ndarray, row1: np.ndarray, height
     return connected_components(graph, directed=False)[1]
 
 
-def remove_specks(encoding: str, shape: tuple[int, int], min_area: int, *, name: Optional[str] = None) -> str:
-    """An encoding without its 8-connected components of fewer than ``min_area`` pixels.
+def remove_specks(encoding: str, shape: tuple[int, int], min_area: int, *, seeds: Optional[str] = None,
+                  name: Optional[str] = None) -> str:
+    """An encoding without its 8-connected components of fewer than ``min_area`` pixels, nor (given
+    ``seeds``) those that hold no seed pixel.
 
     Args:
         encoding: the 2021 competition's RLE of a ``(height, width)`` mask.
         shape: ``(height, width)``.
-        min_area: in pixels of the encoding (full resolution); 0 returns ``encoding`` itself.
+        min_area: in pixels of the encoding (full resolution); 0 keeps components of any size.
+        seeds: the RLE of a mask inside ``encoding``'s (the pixels above a higher probability cut):
+            a component is kept only where it holds one of them (hysteresis thresholding: outlines
+            drawn at the low cut, glomeruli found at the high one). None keeps every component.
         name: the slide id, quoted in errors.
 
     Returns:
         The encoding with those components' pixels removed (``encoding`` itself when none were).
 
     Raises:
-        RLEError: a malformed encoding (names the slide); with ``min_area`` 0 it is not read.
+        RLEError: a malformed encoding or seeds, or a seed pixel outside ``encoding``'s mask (names
+            the slide); with ``min_area`` 0 and no seeds the encoding is not read.
         ConfigError: a ``min_area`` that is not a whole number >= 0.
     """
-    if not check_min_area(min_area):
+    if not check_min_area(min_area) and seeds is None:
         return encoding  # nothing to remove: no need to parse (the sink's default when turned off)
     starts, ends = parse(encoding, shape, name=name)
     if not starts.size:
@@ -105,10 +112,19 @@ def remove_specks(encoding: str, shape: tuple[int, int], min_area: int, *, name:
     labels = piece_components(col, row0, row1, height)
     area = np.bincount(labels, weights=row1 - row0)
     keep = area[labels] >= min_area
+    flat0, flat1 = col * height + row0, col * height + row1
+    if seeds is not None:
+        seed_starts, _ = parse(seeds, shape, name=name)
+        piece = np.searchsorted(flat0, seed_starts, side="right") - 1  # the piece each seed run starts in
+        if seed_starts.size and ((piece < 0) | (seed_starts >= flat1[np.maximum(piece, 0)])).any():
+            raise RLEError(f"{name or 'mask'}: seed pixels outside the mask (seeds must come from a higher cut)")
+        seeded = np.zeros(area.size, bool)
+        seeded[labels[piece]] = True
+        keep &= seeded[labels]
     if keep.all():
         return encoding
     if not keep.any():
         return ""
-    flat0, flat1 = col[keep] * height + row0[keep], col[keep] * height + row1[keep]
+    flat0, flat1 = flat0[keep], flat1[keep]
     cut = np.flatnonzero(flat0[1:] != flat1[:-1]) + 1  # pieces that continue a run join it again
     return format_runs(flat0[np.concatenate(([0], cut))], flat1[np.concatenate((cut - 1, [flat1.size - 1]))])

@@ -58,6 +58,9 @@ class PredictConfig:
             took 17.2 s at 1, 20.5 s at 2, 23.3 s at 4) and 16 on CUDA.
         tta: a `hubkit.inference.tta` set: ``"none"``, ``"flip"``, ``"flip2"``, ``"d4"``.
         threshold: probability cut; None = the ensemble's (the mean of the cards' thresholds).
+        seed_threshold: hysteresis: predicted masks with no pixel above this cut are dropped, so
+            outlines are drawn at ``threshold`` and glomeruli found at this one; None = off. Must
+            not be below the threshold.
         min_tissue: tiles with less tissue than this are skipped (written as background).
         min_area: predicted masks of fewer full-resolution pixels are dropped as specks (2021: each
             8-connected component; 2023: each instance); None = the format's default.
@@ -82,6 +85,8 @@ class PredictConfig:
     sw_batch_size: Optional[int] = _opt(None, "tiles per forward pass (default: 1 on CPU, 16 on CUDA)", "--batch")
     tta: str = _opt("flip", "test-time augmentation", "--tta", choices=list(TTA))
     threshold: Optional[float] = _opt(None, "probability cut (default: the cards' mean threshold)", "--threshold")
+    seed_threshold: Optional[float] = _opt(None, "hysteresis: drop predicted masks with no pixel above this cut "
+                                                 "(outlines stay at --threshold; default: off)", "--seed-threshold")
     min_tissue: float = _opt(MIN_TISSUE_FRACTION, "tiles with less tissue than this fraction are skipped", "--min-tissue")
     min_area: Optional[int] = _opt(None, "predicted components (2021) or instances (2023) of fewer full-resolution "
                                          "pixels are dropped as specks; 0 keeps all (default: the format's)",
@@ -108,6 +113,10 @@ class PredictConfig:
             raise bad("overlap", "a fraction in [0, 1)")
         if self.threshold is not None and not (isinstance(self.threshold, (int, float)) and 0 < self.threshold < 1):
             raise bad("threshold", "in (0, 1)")
+        if self.seed_threshold is not None and not (isinstance(self.seed_threshold, (int, float))
+                                                    and 0 < self.seed_threshold < 1
+                                                    and self.seed_threshold >= (self.threshold or 0)):
+            raise bad("seed_threshold", "in (0, 1) and not below the threshold")
         if not (isinstance(self.min_tissue, (int, float)) and 0 <= self.min_tissue <= 1):
             raise bad("min_tissue", "a fraction in [0, 1]")
         if not (isinstance(self.sigma_scale, (int, float)) and math.isfinite(self.sigma_scale) and self.sigma_scale > 0):

@@ -277,7 +277,8 @@ def predict_slide(slide: BaseSlide, ensemble: Ensemble, cfg: Optional[PredictCon
         The sink's output and the run's statistics.
     """
     cfg = cfg or PredictConfig()
-    sink = sink or HuBMAP2021().sink(slide.shape, ensemble.class_names, resolve_threshold(ensemble, cfg), cfg.min_area)
+    sink = sink or HuBMAP2021().sink(slide.shape, ensemble.class_names, resolve_threshold(ensemble, cfg), cfg.min_area,
+                                     cfg.seed_threshold)
     t0 = time.perf_counter()
     run = _Run(slide, ensemble, cfg)
     bar = tqdm(total=run.tiles_planned(), desc=name or slide.name, unit="tile", leave=False) if cfg.progress else None

@@ -97,7 +97,8 @@ def predict_one(data_dir, slide_id: str, fmt: CompetitionFormat, ensemble: Ensem
     outcome = SlideOutcome(slide_id)
     try:
         with open_slide(fmt.test_slide(data_dir, slide_id)) as slide:
-            sink = fmt.sink(slide.shape, ensemble.class_names, resolve_threshold(ensemble, cfg), cfg.min_area)
+            sink = fmt.sink(slide.shape, ensemble.class_names, resolve_threshold(ensemble, cfg), cfg.min_area,
+                            cfg.seed_threshold)
             outcome.prediction = predict_slide(slide, ensemble, cfg, sink, name=slide_id)
         if outcome.prediction.tiles_run == 0:
             log(f"hubkit: slide {slide_id}: no tile passed the tissue test (min_tissue {cfg.min_tissue}); "

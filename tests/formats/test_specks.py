@@ -79,6 +79,9 @@ def test_nothing_to_remove_returns_the_encoding_itself(encoding):
         (lambda: HuBMAP2023(min_area=-1), ConfigError, "min_area"),  # the 2023 format takes the same check
         (lambda: HuBMAP2021().sink((8, 8), ["glomerulus"], 0.5, -1), ConfigError, "min_area"),  # a run's, up front
         (lambda: HuBMAP2023().sink((8, 8), ["blood_vessel"], 0.5, 0.5), ConfigError, "min_area"),
+        (lambda: HuBMAP2021().sink((8, 8), ["glomerulus"], 0.5, None, 0.4), ConfigError,  # resolved threshold
+         r"seed_threshold must be in \[threshold, 1\) = \[0.5, 1\), got 0.4"),
+        (lambda: HuBMAP2023().sink((8, 8), ["blood_vessel"], 0.5, None, 1.0), ConfigError, "seed_threshold"),
     ],
 )
 def test_bad_settings_and_encodings_are_named(call, error, message):
@@ -95,6 +98,41 @@ def test_the_2021_sink_drops_specks_by_the_format_or_the_run(fmt_min_area, sink_
     sink.aggregate(probability[..., 25:], 25)
     out = rle.decode(sink.finalize()["predicted"], shape)
     assert label(out, connectivity=2).max() == kept
+
+
+@pytest.mark.parametrize(
+    "fmt, seed_threshold, kept",
+    [
+        # a faint blob (peak 0.6) and a sure one (peak 0.9), both drawn at 0.3
+        (HuBMAP2021(min_area=0), None, [0, 1]),
+        (HuBMAP2021(min_area=0), 0.5, [0, 1]),
+        (HuBMAP2021(min_area=0), 0.7, [1]),
+        (HuBMAP2021(min_area=0), 0.95, []),
+        (HuBMAP2023(min_area=0), None, [0, 1]),
+        (HuBMAP2023(min_area=0), 0.7, [1]),
+    ],
+    ids=["2021-off", "2021-both-seeded", "2021-sure-only", "2021-none", "2023-off", "2023-sure-only"],
+)
+def test_a_seed_threshold_keeps_the_sure_masks_at_their_low_outline(fmt, seed_threshold, kept):
+    shape = (30, 40)
+    spots = [(2, 2, 6, 6), (12, 20, 8, 8)]
+    probability = np.zeros(shape, np.float32)
+    for (r, c, h, w), peak in zip(spots, (0.6, 0.9)):
+        probability[r : r + h, c : c + w] = 0.4  # the outline, above the 0.3 cut
+        probability[r + 2 : r + h - 2, c + 2 : c + w - 2] = peak
+    class_name = "glomerulus" if fmt.name == "hubmap2021" else "blood_vessel"
+    sink = fmt.sink(shape, [class_name], 0.3, None, seed_threshold)
+    sink.aggregate(probability[None, :, :25], 0)
+    sink.aggregate(probability[None, :, 25:], 25)
+    row = sink.finalize()
+    if fmt.name == "hubmap2021":
+        out = rle.decode(row["predicted"], shape) > 0
+    else:
+        from hubkit.formats.hubmap2023 import parse_instances
+
+        instances = parse_instances(row["prediction_string"], shape, "tile")
+        out = np.any([i.mask for i in instances], axis=0) if instances else np.zeros(shape, bool)
+    assert (out == blobs(shape, [spots[k] for k in kept])).all()
 
 
 def test_a_real_slide_keeps_every_glomerulus_and_loses_every_speck(data_dir):
@@ -115,3 +153,23 @@ def test_a_real_slide_keeps_every_glomerulus_and_loses_every_speck(data_dir):
             mask[r : r + 8, c : c + 8] = 1
             placed += 1
     assert remove_specks(rle.encode(mask), shape, 8000, name="aaa6a05cc") == truth
+
+
+@pytest.mark.parametrize("seed, low, high, min_area", [(0, 0.3, 0.7, 0), (1, 0.3, 0.7, 30), (2, 0.5, 0.9, 5),
+                                                      (3, 0.4, 0.4, 10), (4, 0.2, 0.99, 0)])
+def test_seeds_keep_only_components_above_the_high_cut(seed, low, high, min_area):
+    from scipy.ndimage import gaussian_filter
+    from skimage.filters import apply_hysteresis_threshold
+
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in rng.integers(60, 200, 2))
+    prob = gaussian_filter(rng.random(shape), 3)
+    prob = (prob - prob.min()) / (prob.max() - prob.min())
+    out = remove_specks(rle.encode(prob > low), shape, min_area, seeds=rle.encode(prob > high))
+    expected = apply_hysteresis_threshold(prob, low, high) if low < high else prob > high
+    assert out == rle.encode(drop_small(expected, min_area))
+
+
+def test_seeds_outside_the_mask_are_refused():
+    with pytest.raises(RLEError, match="aaa6a05cc: seed pixels outside the mask"):
+        remove_specks("1 5", (10, 10), 0, seeds="20 2", name="aaa6a05cc")
