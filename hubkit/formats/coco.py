@@ -66,6 +66,7 @@ def decode_mask(text: str, shape: tuple[int, int], name: str = "mask") -> np.nda
     pixels = np.repeat(np.resize(np.array([0, 1], np.uint8), len(runs)), runs)
     return np.ascontiguousarray(pixels.reshape(w, h).T)  # COCO numbers pixels down the columns
 
+
 def _runs(counts: bytes, name: str) -> np.ndarray:
     """The run lengths in pycocotools' compressed counts string, checked (``rleFrString`` in maskApi.c).
 
