@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hubkit.errors import ModelOutputError, SlideError
-from hubkit.formats.base import Sink
+from hubkit.formats.base import CompetitionFormat, Sink
 from hubkit.formats.hubmap2021 import HuBMAP2021
 from hubkit.inference.blend import ColumnMerger, importance_map
 from hubkit.inference.config import PredictConfig
@@ -38,7 +38,8 @@ from hubkit.models.ensemble import Ensemble, Member
 from hubkit.slides.base import BaseSlide, InMemorySlide, scaled_size
 from hubkit.window import Window
 
-__all__ = ["SlidePrediction", "count_tiles", "resolve_threshold", "probability_strips", "predict_slide", "predict_image"]
+__all__ = ["SlidePrediction", "count_tiles", "resolve_threshold", "format_sink", "probability_strips", "predict_slide",
+           "predict_image"]
 
 
 @dataclass
@@ -252,6 +253,12 @@ def resolve_threshold(ensemble: Ensemble, cfg: PredictConfig) -> float:
     return cfg.threshold if cfg.threshold is not None else ensemble.threshold
 
 
+def format_sink(fmt: CompetitionFormat, shape: tuple[int, int], ensemble: Ensemble, cfg: PredictConfig) -> Sink:
+    """A fresh sink of ``fmt`` for one slide of ``shape`` ``(height, width)``, with the run's
+    threshold (`resolve_threshold`), ``min_area`` and ``seed_threshold``."""
+    return fmt.sink(shape, ensemble.class_names, resolve_threshold(ensemble, cfg), cfg.min_area, cfg.seed_threshold)
+
+
 def probability_strips(slide: BaseSlide, ensemble: Ensemble, cfg: Optional[PredictConfig] = None) -> Iterator[tuple[int, np.ndarray]]:
     """Full-resolution probability strips of the ensemble, left to right.
 
@@ -277,8 +284,7 @@ def predict_slide(slide: BaseSlide, ensemble: Ensemble, cfg: Optional[PredictCon
         The sink's output and the run's statistics.
     """
     cfg = cfg or PredictConfig()
-    sink = sink or HuBMAP2021().sink(slide.shape, ensemble.class_names, resolve_threshold(ensemble, cfg), cfg.min_area,
-                                     cfg.seed_threshold)
+    sink = sink or format_sink(HuBMAP2021(), slide.shape, ensemble, cfg)
     t0 = time.perf_counter()
     run = _Run(slide, ensemble, cfg)
     bar = tqdm(total=run.tiles_planned(), desc=name or slide.name, unit="tile", leave=False) if cfg.progress else None

@@ -21,7 +21,7 @@ from typing import Callable, Optional
 from hubkit.formats.base import CompetitionFormat
 from hubkit.formats.registry import get_format
 from hubkit.inference.config import PredictConfig
-from hubkit.inference.engine import SlidePrediction, predict_slide, resolve_threshold
+from hubkit.inference.engine import SlidePrediction, format_sink, predict_slide
 from hubkit.models.ensemble import Ensemble
 from hubkit.slides.reader import open_slide
 
@@ -97,8 +97,7 @@ def predict_one(data_dir, slide_id: str, fmt: CompetitionFormat, ensemble: Ensem
     outcome = SlideOutcome(slide_id)
     try:
         with open_slide(fmt.test_slide(data_dir, slide_id)) as slide:
-            sink = fmt.sink(slide.shape, ensemble.class_names, resolve_threshold(ensemble, cfg), cfg.min_area,
-                            cfg.seed_threshold)
+            sink = format_sink(fmt, slide.shape, ensemble, cfg)
             outcome.prediction = predict_slide(slide, ensemble, cfg, sink, name=slide_id)
         if outcome.prediction.tiles_run == 0:
             log(f"hubkit: slide {slide_id}: no tile passed the tissue test (min_tissue {cfg.min_tissue}); "
