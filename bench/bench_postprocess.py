@@ -78,13 +78,18 @@ def main() -> None:
         print(f"{'threshold':>9} {'seed':>5} {'min_area':>8} {'mean Dice':>9} {'TP':>4} {'FP':>4} {'FN':>4} {'F1':>6} "
               f"{'edges ok':>8} {'found ok':>8} {'FN:FP':>5} {'seconds':>7}  Dice per slide")
         true_masks = {i: rle.decode(truth[i], p.shape) for i, p in probs.items()}
+        encodings = {None: dict.fromkeys(probs)}  # {cut: {id: the slide's mask above it}}, each cut encoded once
+
+        def encoded(cut):
+            if cut not in encodings:
+                encodings[cut] = {i: rle.encode(p > cut) for i, p in probs.items()}
+            return encodings[cut]
+
         for threshold, seed_cut in [(t, c) for t in thresholds for c in seed_cuts if c is None or c >= t]:
-            encoded = {i: rle.encode(p > threshold) for i, p in probs.items()}
-            seeds = {i: None if seed_cut is None else rle.encode(p > seed_cut) for i, p in probs.items()}
+            masks, seeds = encoded(threshold), encoded(seed_cut)
             for area in areas:
                 t0 = time.perf_counter()
-                cleaned = {i: remove_specks(e, probs[i].shape, area, seeds=seeds[i], name=i)
-                           for i, e in encoded.items()}
+                cleaned = {i: remove_specks(e, probs[i].shape, area, seeds=seeds[i], name=i) for i, e in masks.items()}
                 seconds = time.perf_counter() - t0
                 per_slide = [rle_dice(cleaned[i], truth[i]) for i in cleaned]
                 dice = np.mean(per_slide)
