@@ -21,8 +21,8 @@ import pandas as pd
 from hubkit.errors import SubmissionError
 from hubkit.formats.base import CompetitionFormat, Score, Sink
 from hubkit.formats.metrics import rle_dice
-from hubkit.formats.rle import StripEncoder
-from hubkit.formats.specks import check_min_area, remove_specks
+from hubkit.formats.rle import StripEncoder, format_runs
+from hubkit.formats.specks import check_min_area, drop_components
 from hubkit.formats.table import csv_columns, read_id_table
 
 __all__ = ["MIN_GLOMERULUS_AREA", "HuBMAP2021", "RLESink", "glomerulus_probability", "read_encodings"]
@@ -43,7 +43,7 @@ def glomerulus_probability(probabilities: np.ndarray) -> np.ndarray:
 class RLESink(Sink):
     """Thresholds the glomerulus probability and streams it into the competition's RLE, strip by strip,
     so a 50,000 x 40,000 mask never exists at once; then drops the mask's components of fewer than
-    ``min_area`` pixels from the encoding (`hubkit.formats.specks.remove_specks`; 0 keeps all), and
+    ``min_area`` pixels from its runs (`hubkit.formats.specks.drop_components`; 0 keeps all), and
     with a ``seed_threshold``, those with no pixel above it (a second encoder streams those pixels)."""
 
     def __init__(self, shape: tuple[int, int], class_names: Sequence[str], threshold: float, min_area: int = 0,
@@ -62,8 +62,9 @@ class RLESink(Sink):
             self.seeds.add(prob > self.seed_threshold)
 
     def finalize(self) -> dict[str, str]:
-        seeds = self.seeds.finish() if self.seeds is not None else None
-        return {"predicted": remove_specks(self.encoder.finish(), self.shape, self.min_area, seeds=seeds)}
+        seeds = self.seeds.finish_runs()[0] if self.seeds is not None else None
+        runs = drop_components(*self.encoder.finish_runs(), self.shape, self.min_area, seed_starts=seeds)
+        return {"predicted": format_runs(*runs)}
 
 
 def read_encodings(path) -> dict[str, str]:

@@ -305,14 +305,23 @@ class StripEncoder:
         Raises:
             RLEError: if ``width`` was given and fewer columns arrived.
         """
+        return format_runs(*self.finish_runs())
+
+    def finish_runs(self) -> tuple[np.ndarray, np.ndarray]:
+        """`finish` before formatting: ``(starts, ends)``, 0-based half-open column-major flat
+        indices (as `parse` returns them), int64.
+
+        Raises:
+            RLEError: if ``width`` was given and fewer columns arrived.
+        """
         if self.width is not None and self.columns != self.width:
             raise RLEError(f"got {self.columns} of {self.width} columns")
         self._finished = True
         changes = np.concatenate(self._changes) if self._changes else np.zeros(0, np.int64)
         if self._last:
             changes = np.concatenate((changes, [self.columns * self.height]))
-        pairs = changes.reshape(-1, 2)
-        return format_runs(pairs[:, 0], pairs[:, 1])
+        pairs = changes.astype(np.int64, copy=False).reshape(-1, 2)
+        return pairs[:, 0], pairs[:, 1]
 
 
 def encode(mask: np.ndarray) -> str:

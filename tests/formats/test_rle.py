@@ -117,12 +117,18 @@ def test_round_trip_and_reference_agreement(mask, fortran):
 @given(mask=masks, data=st.data())
 def test_strip_encoder_equals_whole_encoder(mask, data):
     cuts = sorted(data.draw(st.lists(st.integers(0, mask.shape[1]), max_size=5)))
-    enc = rle.StripEncoder(mask.shape[0], mask.shape[1])
+    enc, runs = rle.StripEncoder(mask.shape[0], mask.shape[1]), rle.StripEncoder(mask.shape[0], mask.shape[1])
     edges = [0, *cuts, mask.shape[1]]
     for a, b in zip(edges[:-1], edges[1:]):
         strip = mask[:, a:b]
-        enc.add(np.asfortranarray(strip) if data.draw(st.booleans()) else strip.astype(bool))
+        strip = np.asfortranarray(strip) if data.draw(st.booleans()) else strip.astype(bool)
+        enc.add(strip)
+        runs.add(strip)
     assert enc.finish() == rle.encode(mask)
+    starts, ends = runs.finish_runs()  # the runs before formatting: what parse reads back
+    expected = rle.parse(rle.encode(mask), mask.shape)
+    assert starts.dtype == ends.dtype == np.int64
+    assert np.array_equal(starts, expected[0]) and np.array_equal(ends, expected[1])
 
 
 @pytest.mark.parametrize("loop_segments", [0, 10**9], ids=["running-sum", "segment-loop"])

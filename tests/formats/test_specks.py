@@ -7,7 +7,7 @@ from hubkit.errors import ConfigError, RLEError
 from hubkit.formats import rle
 from hubkit.formats.hubmap2021 import HuBMAP2021
 from hubkit.formats.hubmap2023 import HuBMAP2023
-from hubkit.formats.specks import remove_specks
+from hubkit.formats.specks import drop_components, remove_specks
 
 
 def drop_small(mask: np.ndarray, min_area: int) -> np.ndarray:
@@ -60,12 +60,35 @@ def test_working_on_runs_equals_labelling_the_whole_mask(seed):
     min_area = int(rng.integers(2, 40))
     out = remove_specks(rle.encode(mask), shape, min_area)
     assert out == rle.encode(drop_small(mask, min_area))
+    runs = drop_components(*rle.parse(rle.encode(mask), shape), shape, min_area)  # the sink's path: runs in and out
+    assert rle.format_runs(*runs) == out
 
 
 @pytest.mark.parametrize("encoding", ["", "5 3 20 2"])
 def test_nothing_to_remove_returns_the_encoding_itself(encoding):
     assert remove_specks(encoding, (10, 10), 0) is encoding
     assert remove_specks(encoding, (10, 10), 1) == encoding
+    starts, ends = rle.parse(encoding, (10, 10))
+    assert drop_components(starts, ends, (10, 10), 1)[0] is starts
+
+
+@pytest.mark.parametrize(
+    "min_area, seeds, expected",
+    [
+        (4, None, ""),  # every component under the area: no runs left
+        (2, None, "5 3"),
+        (0, "6 1", "5 3"),  # a seed in the first component only
+        (0, "6 1 21 1", "5 3 21 1"),  # in the first and the third: the run that crossed a column is cut
+        (0, "20 1", "20 1"),
+        (3, "20 2", ""),  # the seeded ones are specks, the big one unseeded
+    ],
+)
+def test_dropping_components_on_runs(min_area, seeds, expected):
+    shape = (10, 10)  # 3 components: "5 3" rows 4-6 of column 0; "20 2" row 9 of column 1 and row 0 of column 2
+    seed_starts = None if seeds is None else rle.parse(seeds, shape)[0]
+    runs = drop_components(*rle.parse("5 3 20 2", shape), shape, min_area, seed_starts=seed_starts)
+    assert rle.format_runs(*runs) == expected
+    assert remove_specks("5 3 20 2", shape, min_area, seeds=seeds) == expected
 
 
 @pytest.mark.parametrize(
@@ -169,6 +192,9 @@ def test_seeds_keep_only_components_above_the_high_cut(seed, low, high, min_area
     labels = label(prob > low, connectivity=2)  # 8-connected, as specks (skimage's hysteresis is 4-connected)
     expected = np.isin(labels, labels[prob > high]) & (labels > 0)
     assert out == rle.encode(drop_small(expected, min_area))
+    runs = drop_components(*rle.parse(rle.encode(prob > low), shape), shape, min_area,
+                           seed_starts=rle.parse(rle.encode(prob > high), shape)[0])
+    assert rle.format_runs(*runs) == out
 
 
 def test_seeds_outside_the_mask_are_refused():
