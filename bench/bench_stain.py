@@ -9,8 +9,17 @@ optical densities scaled by a factor drawn from ``1 +- s`` and shifted by one fr
 against the truth per level and its ratio to the unchanged tiles' Dice, in the same run.
 Use it before and after retraining with stain augmentation, on the same tiles.
 
+With ``--subsets``, each of the zoo's models predicts every tile once per level, and every non-empty
+subset of them is scored as an ensemble (the mean of its members' probabilities, as
+`hubkit.models.Ensemble` averages them), best first, with its cost in forward passes per tile
+relative to one model: which models earn their time, on tiles they all held out (give it models
+of the same fold). Where the lost Dice goes (`hubkit.analysis.dice_breakdown`, pooled over the
+tiles): ``edges ok`` is the Dice were every found glomerulus's outline exact, ``found ok`` were
+none missed and none extra.
+
     python bench/bench_stain.py                       # levels 0, 0.05, 0.1, 0.2; 40 tiles
     python bench/bench_stain.py --zoo out/zoo --tiles 80 --levels 0,0.1,0.3
+    python bench/bench_stain.py --zoo out/fold3-models --subsets --tta flip --levels 0,0.1,0.2
 """
 
 from __future__ import annotations
@@ -37,36 +46,83 @@ def held_out_tiles(limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def recolour(tiles: list[tuple[np.ndarray, np.ndarray]], level: float, seed: int) -> list[np.ndarray]:
+    """Each tile's RGB under a stain change of strength ``level`` (seeded draws, one per tile; 0 = as scanned)."""
+    from hubkit.training.augment import hed_jitter
+
+    rng = np.random.default_rng(seed)
+    shown = []
+    for rgb, _ in tiles:
+        alpha, beta = rng.uniform(1 - level, 1 + level, 3), rng.uniform(-level, level, 3)
+        shown.append(hed_jitter(rgb, alpha, beta) if level else rgb)
+    return shown
+
+
+def subset_rows(probs: dict[str, list[np.ndarray]], truths: list[np.ndarray],
+                thresholds: dict[str, float]) -> list[tuple]:
+    """``(Dice, members, breakdown)`` of every non-empty subset of ``probs`` (name -> per-tile
+    ``(H, W)`` probabilities), its mean cut at its members' mean threshold (an ensemble's, from
+    ``thresholds``: name -> card threshold) and pooled over the tiles; best first."""
+    from itertools import combinations
+
+    from hubkit.analysis import dice_breakdown
+
+    rows = []
+    for k in range(1, len(probs) + 1):
+        for names in combinations(probs, k):
+            threshold = np.mean([thresholds[n] for n in names])
+            parts = [dice_breakdown(np.mean([probs[n][i] for n in names], axis=0) > threshold, truth)
+                     for i, truth in enumerate(truths)]
+            pooled = sum(parts[1:], parts[0])
+            rows.append((pooled.dice, names, pooled))
+    return sorted(rows, key=lambda row: -row[0])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zoo", help="model zoo folder (default: the starter model)")
     ap.add_argument("--tiles", type=int, default=40, help="held-out tiles to use")
     ap.add_argument("--levels", default="0,0.05,0.1,0.2", help="stain change strengths s (0 = the originals)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tta", default="none", help="test-time augmentation (none, flip, flip2, d4)")
+    ap.add_argument("--subsets", action="store_true", help="score every subset of the zoo's models as an ensemble")
     args = ap.parse_args()
 
     from hubkit.inference import PredictConfig, predict_image
-    from hubkit.models import zoo
-    from hubkit.training.augment import hed_jitter
+    from hubkit.inference.tta import get_tta
+    from hubkit.models import Ensemble, zoo
 
     ensemble = zoo.load_zoo(args.zoo or zoo.default_zoo_dir())
-    cfg = PredictConfig(tta="none", device="cpu")
+    cfg = PredictConfig(tta=args.tta, device="cpu")
+    passes = len(get_tta(args.tta))
     threshold = float(np.mean([m.card.threshold for m in ensemble.members]))
     tiles = held_out_tiles(args.tiles)
-    print(f"{', '.join(m.card.name for m in ensemble.members)} on {len(tiles)} held-out real tiles, no TTA")
+    truths = [truth for _, truth in tiles]
+    print(f"{', '.join(m.card.name for m in ensemble.members)} on {len(tiles)} held-out real tiles, TTA {args.tta}")
     base = None
     for level in [float(s) for s in args.levels.split(",")]:
-        rng = np.random.default_rng(args.seed)
-        inter = total = 0
-        for rgb, truth in tiles:
-            alpha, beta = rng.uniform(1 - level, 1 + level, 3), rng.uniform(-level, level, 3)
-            shown = hed_jitter(rgb, alpha, beta) if level else rgb
-            pred = predict_image(ensemble, shown, cfg)[0] > threshold
-            inter += np.logical_and(pred, truth).sum()
-            total += pred.sum() + truth.sum()
-        dice = 2 * inter / total
-        base = dice if base is None else base
-        print(f"  stain change +-{level:<5g} pooled Dice {dice:.4f}   x{dice / base:.3f} of the first level")
+        shown = recolour(tiles, level, args.seed)
+        if not args.subsets:
+            inter = total = 0
+            for rgb, truth in zip(shown, truths):
+                pred = predict_image(ensemble, rgb, cfg)[0] > threshold
+                inter += np.logical_and(pred, truth).sum()
+                total += pred.sum() + truth.sum()
+            dice = 2 * inter / total
+            base = dice if base is None else base
+            print(f"  stain change +-{level:<5g} pooled Dice {dice:.4f}   x{dice / base:.3f} of the first level")
+            continue
+        probs = {}
+        for member in ensemble.members:
+            one = Ensemble([member])
+            probs[member.card.name] = [predict_image(one, rgb, cfg)[0] for rgb in shown]
+        rows = subset_rows(probs, truths, {m.card.name: m.card.threshold for m in ensemble.members})
+        width = max(len(" + ".join(names)) for _, names, _ in rows)
+        print(f"  stain change +-{level:g}")
+        print(f"    {'models':<{width}} {'passes':>6} {'Dice':>7} {'edges ok':>8} {'found ok':>8}")
+        for dice, names, pooled in rows:
+            print(f"    {' + '.join(names):<{width}} {len(names) * passes:>6d} {dice:>7.4f} "
+                  f"{pooled.dice_exact_edges:>8.4f} {pooled.dice_exact_detection:>8.4f}")
 
 
 if __name__ == "__main__":
