@@ -4,13 +4,13 @@ A thresholded probability map holds small false blobs (a few hundred pixels of a
 a fold, dust) that no glomerulus is: the smallest of aaa6a05cc's 96 annotated glomeruli covers
 16,757 px at full HuBMAP resolution (146 px across). Each speck is a false glomerulus for
 detection (F1) and a few false pixels for Dice. `remove_specks` (on an encoding; `drop_components`
-on its runs) drops the 8-connected components
-smaller than an area straight from the runs: the runs are cut into column pieces (an encoding
-numbers pixels down the columns), pieces in neighbouring columns whose rows touch are joined
-(diagonal contact included), and the pieces of each small component are left out. Time and memory
-follow the number of runs (tens of thousands on a whole slide), never the slide's pixels, and
-components of any size and shape are measured whole. Given seeds (the runs of a higher probability
-cut), components holding none of them go too: hysteresis thresholding, on the runs.
+on its runs) drops the 8-connected components smaller than an area straight from the runs: the
+runs are cut into column pieces (an encoding numbers pixels down the columns), pieces in
+neighbouring columns whose rows touch are joined (diagonal contact included), and the pieces of
+each small component are left out. Time and memory follow the number of runs (tens of thousands
+on a whole slide), never the slide's pixels, and components of any size and shape are measured
+whole. Given seeds (the runs of a higher probability cut), components holding none of them go too:
+hysteresis thresholding, on the runs.
 """
 
 from __future__ import annotations
