@@ -1,11 +1,12 @@
 """Threshold and speck removal against Dice and glomerulus F1, on a real-tissue local competition.
 
-Builds the local competition `hubkit demo` builds (real Vanderbilt PAS tiles the starter model
-never trained on, laid into slides at HuBMAP magnification: 3 slides from 43 tiles with the shared
-data, else 2 from the 5 tiles hubkit ships), predicts each slide's probabilities once (flip TTA,
-as a submission runs), then for every threshold and ``min_area`` (full-resolution px) encodes the
-mask, removes its specks (`hubkit.formats.specks.remove_specks`; with ``--seeds``, also the masks
-with no pixel above a seed cut: hysteresis, as ``--seed-threshold`` predicts) and scores it: mean Dice over the
+Builds the local competition `hubkit demo` builds (real Vanderbilt PAS tiles the shipped models
+never trained on, laid into slides at HuBMAP magnification: 3 slides from the 32 tiles of
+`hubkit.testbed.STARTER_HELD_OUT` with the shared data, else 2 from the 5 tiles hubkit ships),
+predicts each slide's probabilities once (flip TTA, as a submission runs), then for every threshold
+and ``min_area`` (full-resolution px) encodes the mask, removes its specks
+(`hubkit.formats.specks.remove_specks`; with ``--seeds``, also the masks with no pixel above a seed
+cut: hysteresis, as ``--seed-threshold`` predicts) and scores it: mean Dice over the
 slides (the competition's metric) and glomerulus-level TP / FP / FN and F1 at IoU 0.5
 (`hubkit.analysis.analyze_slide`), and where the lost Dice goes (`hubkit.analysis.dice_breakdown`):
 the mean Dice were every found glomerulus's outline exact (``edges ok``), and were no glomerulus
@@ -50,7 +51,7 @@ def main() -> None:
     from hubkit.testbed import (
         FULL,
         SMALL,
-        STARTER_HELD_OUT_FIRST,
+        STARTER_HELD_OUT,
         default_tiles_dir,
         make_competition,
         sample_tiles_dir,
@@ -64,7 +65,7 @@ def main() -> None:
     tiles = default_tiles_dir()
     with tempfile.TemporaryDirectory() as tmp:
         solution = make_competition(tmp, tiles or sample_tiles_dir(), FULL if tiles else SMALL,
-                                    first_tile=STARTER_HELD_OUT_FIRST)
+                                    tile_range=STARTER_HELD_OUT)
         truth = read_encodings(f"{tmp}/solution.csv")
         cfg = PredictConfig(tta=args.tta, device="cpu")
         probs, t0 = {}, time.perf_counter()

@@ -1,7 +1,7 @@
 """How far a model's Dice holds when the stain changes: held-out real tiles, recoloured, against the originals.
 
-The tiles are the shared Vanderbilt PAS tiles the starter model never trained on (from
-``train_080``; the 5 tiles hubkit ships when the shared data is absent), enlarged to HuBMAP
+The tiles are the shared Vanderbilt PAS tiles the shipped models never trained on (the 32 of
+`hubkit.testbed.STARTER_HELD_OUT`; the 5 tiles hubkit ships when the shared data is absent), enlarged to HuBMAP
 magnification and predicted whole with `hubkit.inference.predict_image` (no TTA). Each stain
 level recolours every tile with `hubkit.training.augment.hed_jitter`: haematoxylin / eosin / DAB
 optical densities scaled by a factor drawn from ``1 +- s`` and shifted by one from ``+- s``
@@ -17,8 +17,8 @@ of the same fold). Where the lost Dice goes (`hubkit.analysis.dice_breakdown`, p
 tiles): ``edges ok`` is the Dice were every found glomerulus's outline exact, ``found ok`` were
 none missed and none extra.
 
-    python bench/bench_stain.py                       # levels 0, 0.05, 0.1, 0.2; 40 tiles
-    python bench/bench_stain.py --zoo out/zoo --tiles 80 --levels 0,0.1,0.3
+    python bench/bench_stain.py                       # levels 0, 0.05, 0.1, 0.2; the 32 held-out tiles
+    python bench/bench_stain.py --zoo out/zoo --tiles 16 --levels 0,0.1,0.3
     python bench/bench_stain.py --zoo out/fold3-models --subsets --tta flip --levels 0,0.1,0.2
 """
 
@@ -33,10 +33,11 @@ import numpy as np
 def held_out_tiles(limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(rgb, truth) pairs at HuBMAP magnification from tiles the starter model never trained on."""
     from hubkit.slides import find_tile_pairs, read_image, read_mask
-    from hubkit.testbed import STARTER_HELD_OUT_FIRST, VANDERBILT_TO_HUBMAP, default_tiles_dir, sample_tiles_dir
+    from hubkit.testbed import STARTER_HELD_OUT, VANDERBILT_TO_HUBMAP, default_tiles_dir, sample_tiles_dir
 
+    first, last = STARTER_HELD_OUT
     folder = default_tiles_dir() or sample_tiles_dir()
-    pairs = [p for p in find_tile_pairs(folder) if p[0].stem >= STARTER_HELD_OUT_FIRST][:limit]
+    pairs = [p for p in find_tile_pairs(folder) if first <= p[0].stem <= last][:limit]
     out = []
     for image, mask in pairs:
         rgb, m = read_image(image), read_mask(mask)
@@ -81,7 +82,7 @@ def subset_rows(probs: dict[str, list[np.ndarray]], truths: list[np.ndarray],
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zoo", help="model zoo folder (default: the starter model)")
-    ap.add_argument("--tiles", type=int, default=40, help="held-out tiles to use")
+    ap.add_argument("--tiles", type=int, default=32, help="held-out tiles to use (at most 32)")
     ap.add_argument("--levels", default="0,0.05,0.1,0.2", help="stain change strengths s (0 = the originals)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tta", default="none", help="test-time augmentation (none, flip, flip2, d4)")

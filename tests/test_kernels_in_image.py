@@ -69,12 +69,12 @@ def test_wheel_kernel_builds_flat_sets_of_what_the_image_lacks(wheel_sets, image
 
 
 def test_submission_kernel_runs_offline_and_leaves_the_image_intact(wheel_sets, image, data_dir, tmp_path, capsys):
-    from hubkit.testbed import SMALL, make_competition
+    from hubkit.testbed import SMALL, STARTER_HELD_OUT, make_competition
 
     venv, before = image
     comp = tmp_path / "competition"
     make_competition(comp, data_dir / "hubmap-vanderbilt-pas-glomeruli-1600x1200",
-                     SMALL, first_tile="train_080")  # both band layouts
+                     SMALL, tile_range=STARTER_HELD_OUT)  # both band layouts
     assert main(["pack-zoo", str(default_zoo_dir()), str(tmp_path / "zoo"), "--dataset-id", f"{OWNER}/hubkit-zoo"]) == 0
     inputs = {"competitions/hubmap-kidney-segmentation": comp,
               f"datasets/{OWNER}/hubkit-wheels": wheel_sets.working / "hubkit-wheels",

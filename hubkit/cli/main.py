@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("make-competition", "build a local competition folder from real tiles")
     p.add_argument("out", help="folder to write")
-    p.add_argument("--tiles", help="folder with images/ and masks/ (default: the shared Vanderbilt tiles)")
+    p.add_argument("--tiles", help="folder with images/ and masks/, all used (default: the shared Vanderbilt tiles "
+                                   "the shipped models never trained on, 080-239)")
     p.add_argument("--small", action="store_true",
                    help="two small slides instead of three large ones (default tiles: those hubkit ships)")
 

@@ -8,7 +8,7 @@ the shared real data.
 
 from hubkit.testbed.data import (
     SAMPLE_TILES,
-    STARTER_HELD_OUT_FIRST,
+    STARTER_HELD_OUT,
     VANDERBILT_TO_HUBMAP,
     default_tiles_dir,
     find_data_dir,
@@ -19,7 +19,7 @@ from hubkit.testbed.local import FULL, SMALL, SlideSpec, make_competition
 from hubkit.testbed.mosaic import GLASS_RGB, mosaic_slide, synthetic_slide
 
 __all__ = [
-    "find_data_dir", "default_tiles_dir", "sample_tiles_dir", "SAMPLE_TILES", "STARTER_HELD_OUT_FIRST",
+    "find_data_dir", "default_tiles_dir", "sample_tiles_dir", "SAMPLE_TILES", "STARTER_HELD_OUT",
     "VANDERBILT_TO_HUBMAP", "run_demo", "DemoResult",
     "make_competition", "SlideSpec", "FULL", "SMALL", "GLASS_RGB", "mosaic_slide", "synthetic_slide",
 ]

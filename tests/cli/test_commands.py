@@ -47,7 +47,7 @@ def test_make_competition_small_uses_the_shipped_tiles_and_full_needs_the_shared
     out = capsys.readouterr().out
     assert "train_080.jpg..train_092.jpg" in out and "train_093.jpg..train_094.jpg" in out
     assert main(["make-competition", str(tmp_path / "full")]) == 2
-    assert "need 43 real tiles" in capsys.readouterr().err and not (tmp_path / "full").exists()
+    assert "need 32 real tiles" in capsys.readouterr().err and not (tmp_path / "full").exists()
 
 
 def test_bad_input_exits_2_with_a_message(tmp_path, capsys):

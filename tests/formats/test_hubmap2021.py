@@ -6,7 +6,7 @@ from hubkit.cli import main
 from hubkit.errors import ScoreError
 from hubkit.formats import rle
 from hubkit.formats.hubmap2021 import HuBMAP2021
-from hubkit.testbed import SlideSpec, make_competition
+from hubkit.testbed import STARTER_HELD_OUT, SlideSpec, make_competition
 from tests.helpers import csv_file
 
 
@@ -52,7 +52,8 @@ def test_without_a_sample_submission_only_slide_files_become_ids(tmp_path, names
 def test_predict_then_score_on_real_tissue_equals_in_memory_dice(data_dir, tmp_path, capsys):
     tiles = data_dir / "hubmap-vanderbilt-pas-glomeruli-1600x1200"
     comp = tmp_path / "comp"
-    solution = make_competition(comp, tiles, (SlideSpec(2, 2, "bands"), SlideSpec(1, 1, "pages")), first_tile="train_080")
+    solution = make_competition(comp, tiles, (SlideSpec(2, 2, "bands"), SlideSpec(1, 1, "pages")),
+                                tile_range=STARTER_HELD_OUT)
     assert main(["predict", str(comp), "--out", str(tmp_path / "sub.csv"), "--quiet", "--tta", "none"]) == 0
     assert main(["score", str(tmp_path / "sub.csv"), str(comp / "solution.csv")]) == 0
     printed = float(capsys.readouterr().out.strip().splitlines()[-1].split()[2])

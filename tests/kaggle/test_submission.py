@@ -66,12 +66,12 @@ def test_submission_raises_after_writing_when_every_slide_fails(tmp_path):
 
 
 def test_submission_notebook_reproduces_hubkit_predict(tmp_path, data_dir, capsys):
-    from hubkit.testbed import SlideSpec, make_competition
+    from hubkit.testbed import STARTER_HELD_OUT, SlideSpec, make_competition
 
     root = tmp_path / "input"
     comp = root / "hubmap-kidney-segmentation"
     make_competition(comp, data_dir / "hubmap-vanderbilt-pas-glomeruli-1600x1200", (SlideSpec(2, 2, "pages"),),
-                     first_tile="train_080")
+                     tile_range=STARTER_HELD_OUT)
     shutil.copytree(default_zoo_dir(), root / "hubkit-zoo" / "1")
     working = tmp_path / "working"
     working.mkdir()
