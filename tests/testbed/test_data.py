@@ -1,6 +1,7 @@
 """The real tissue that ships with hubkit: present, checked, and refused by name when damaged."""
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,32 @@ def test_the_shipped_tiles_are_real_held_out_pairs_with_glomeruli():
         m = read_mask(mask)
         assert m.shape == (1200, 1600) and 0.01 < m.mean() < 0.2
     assert "MIT" in (SAMPLE_TILES / "SOURCE.md").read_text()
+
+
+@pytest.mark.parametrize("model", ["unet-lite0-s2", "unet-lite0-s2-stain"])
+def test_the_held_out_range_is_the_shipped_models_validation_fold(tmp_path, model):
+    """STARTER_HELD_OUT must name exactly the Vanderbilt tiles a shipped model validated on, rebuilt
+    from its card's split (the tile set `data_prep/train_starter.sh` makes, folds, seed), so a score on
+    that range is a score on tissue the model never trained on."""
+    from hubkit.models.card import ModelCard
+    from hubkit.models.zoo import default_zoo_dir
+    from hubkit.testbed import find_data_dir
+    from hubkit.training.prep import folds_by_group, prepare_tile_folder
+
+    data = find_data_dir()
+    if data is None:
+        pytest.skip("needs the shared real data (../shared/data or $HUBKIT_DATA) to rebuild the starter's tile set")
+    card = ModelCard.read(default_zoo_dir() / model / "card.json")
+    config = card.extra["config"]
+    rows = (prepare_tile_folder(data / "hubmap-vanderbilt-pas-glomeruli-1600x1200", tmp_path, "vanderbilt", 1.69)
+            + prepare_tile_folder(data / "aidpath-pas-glomeruli-1024", tmp_path, "aidpath", 3.09))
+    folds = folds_by_group([r["group"] for r in rows], config["folds"], config["seed"])
+    held_out = sorted(Path(r["image"]).stem.removeprefix("vanderbilt_") for r, f in zip(rows, folds)
+                      if f == card.extra["fold"] and r["source"] == "vanderbilt")
+    first, last = STARTER_HELD_OUT
+    in_range = sorted(image.stem for image, _ in find_tile_pairs(data / "hubmap-vanderbilt-pas-glomeruli-1600x1200")
+                      if first <= image.stem <= last)
+    assert held_out == in_range and len(held_out) == card.extra["valid_tiles"]
 
 
 def _damage_byte(folder):
