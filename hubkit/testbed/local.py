@@ -34,7 +34,7 @@ class SlideSpec:
 
 
 #: Three slides from 32 tiles (as many as the shipped models held out, `hubkit.testbed.STARTER_HELD_OUT`):
-#: 4x3 and 3x3 tiles (about 4.3k x 7.6k and 4.3k x 5.7k px at HuBMAP magnification), and 11x1 (about 1.4k x 21k px).
+#: 4x3 and 3x3 tiles (5.3k x 8.9k and 5.3k x 6.7k px with their glass), and 11x1 (1.9k x 24k px).
 FULL = (SlideSpec(12, 4, "bands"), SlideSpec(9, 3, "pages"), SlideSpec(11, 11, "bands"))
 #: Two small slides from 5 tiles, for quick runs on a CPU.
 SMALL = (SlideSpec(3, 3, "bands"), SlideSpec(2, 2, "pages"))
