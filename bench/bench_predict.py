@@ -67,7 +67,7 @@ def build_slide(path: Path, size: float, layout: str = "hubmap") -> tuple[tuple[
     ``(height, width)`` and its truth RLE."""
     from hubkit.formats import rle
     from hubkit.slides import find_tile_pairs, write_slide
-    from hubkit.testbed import STARTER_HELD_OUT, VANDERBILT_TO_HUBMAP, default_tiles_dir
+    from hubkit.testbed import VANDERBILT_TO_HUBMAP, default_tiles_dir, tiles_in_range
     from hubkit.testbed.data import find_data_dir
     from hubkit.testbed.mosaic import GLASS_RGB, mosaic_slide
 
@@ -75,8 +75,7 @@ def build_slide(path: Path, size: float, layout: str = "hubmap") -> tuple[tuple[
         sys.exit("needs the shared real data (../shared/data or $HUBKIT_DATA)")
     h, w = int(18484 * size), int(13013 * size)
     tissue = _tissue(layout, h, w)
-    first, last = STARTER_HELD_OUT
-    pairs = [p for p in find_tile_pairs(default_tiles_dir()) if first <= p[0].stem <= last][:8]
+    pairs = tiles_in_range(find_tile_pairs(default_tiles_dir()))[:8]
     texture, truth = mosaic_slide(pairs, columns=4, gap=0, tile_scale=VANDERBILT_TO_HUBMAP)
     reps = (-(-h // texture.shape[0]), -(-w // texture.shape[1]))
     rgb = np.tile(texture, (*reps, 1))[:h, :w]
@@ -88,11 +87,10 @@ def build_slide(path: Path, size: float, layout: str = "hubmap") -> tuple[tuple[
 
 def build_huge(path: Path) -> tuple[int, int]:
     from hubkit.slides import find_tile_pairs, write_slide_streamed
-    from hubkit.testbed import STARTER_HELD_OUT, VANDERBILT_TO_HUBMAP, default_tiles_dir
+    from hubkit.testbed import VANDERBILT_TO_HUBMAP, default_tiles_dir, tiles_in_range
     from hubkit.testbed.mosaic import GLASS_RGB, mosaic_slide
 
-    first, last = STARTER_HELD_OUT
-    pairs = [p for p in find_tile_pairs(default_tiles_dir()) if first <= p[0].stem <= last][:8]
+    pairs = tiles_in_range(find_tile_pairs(default_tiles_dir()))[:8]
     piece, _ = mosaic_slide(pairs, columns=4, tile_scale=VANDERBILT_TO_HUBMAP)
     shape = (40_000, 50_000)
     r0, c0 = 18_000, 20_000

@@ -33,11 +33,9 @@ import numpy as np
 def held_out_tiles(limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(rgb, truth) pairs at HuBMAP magnification from tiles the starter model never trained on."""
     from hubkit.slides import find_tile_pairs, read_image, read_mask
-    from hubkit.testbed import STARTER_HELD_OUT, VANDERBILT_TO_HUBMAP, default_tiles_dir, sample_tiles_dir
+    from hubkit.testbed import VANDERBILT_TO_HUBMAP, default_tiles_dir, sample_tiles_dir, tiles_in_range
 
-    first, last = STARTER_HELD_OUT
-    folder = default_tiles_dir() or sample_tiles_dir()
-    pairs = [p for p in find_tile_pairs(folder) if first <= p[0].stem <= last][:limit]
+    pairs = tiles_in_range(find_tile_pairs(default_tiles_dir() or sample_tiles_dir()))[:limit]
     out = []
     for image, mask in pairs:
         rgb, m = read_image(image), read_mask(mask)

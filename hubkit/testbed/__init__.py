@@ -13,13 +13,14 @@ from hubkit.testbed.data import (
     default_tiles_dir,
     find_data_dir,
     sample_tiles_dir,
+    tiles_in_range,
 )
 from hubkit.testbed.demo import DemoResult, run_demo
 from hubkit.testbed.local import FULL, SMALL, SlideSpec, make_competition
 from hubkit.testbed.mosaic import GLASS_RGB, mosaic_slide, synthetic_slide
 
 __all__ = [
-    "find_data_dir", "default_tiles_dir", "sample_tiles_dir", "SAMPLE_TILES", "STARTER_HELD_OUT",
+    "find_data_dir", "default_tiles_dir", "sample_tiles_dir", "SAMPLE_TILES", "STARTER_HELD_OUT", "tiles_in_range",
     "VANDERBILT_TO_HUBMAP", "run_demo", "DemoResult",
     "make_competition", "SlideSpec", "FULL", "SMALL", "GLASS_RGB", "mosaic_slide", "synthetic_slide",
 ]

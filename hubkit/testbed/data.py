@@ -16,7 +16,7 @@ from hubkit.errors import MissingInputError
 from hubkit.slides.images import find_tile_pairs
 
 __all__ = ["find_data_dir", "default_tiles_dir", "sample_tiles_dir", "SAMPLE_TILES", "STARTER_HELD_OUT",
-           "VANDERBILT_TO_HUBMAP"]
+           "tiles_in_range", "VANDERBILT_TO_HUBMAP"]
 
 #: The real tiles inside the package: HuBMAP Vanderbilt PAS tiles 080, 081, 092, 093 and 094 (1600 x 1200
 #: JPEG) with 0/255 glomerulus masks, all from the starter model's held-out range.
@@ -31,6 +31,14 @@ STARTER_HELD_OUT = ("train_080", "train_239")
 VANDERBILT_TO_HUBMAP = 1.185
 VANDERBILT = "hubmap-vanderbilt-pas-glomeruli-1600x1200"
 VASCULATURE_2023 = "hubmap-2023-vasculature-samples"
+
+
+def tiles_in_range(pairs: list[tuple[Path, Path]],
+                   tile_range: tuple[str, str] = STARTER_HELD_OUT) -> list[tuple[Path, Path]]:
+    """The ``(image, mask)`` pairs whose image file stem sorts between ``tile_range``'s first and last
+    stems, both included, in their order (default: the tiles the shipped models never trained on)."""
+    first, last = tile_range
+    return [pair for pair in pairs if first <= pair[0].stem <= last]
 
 
 def find_data_dir() -> Optional[Path]:

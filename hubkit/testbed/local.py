@@ -18,7 +18,7 @@ from hubkit.formats import rle
 from hubkit.formats.hubmap2021 import HuBMAP2021
 from hubkit.slides.images import find_tile_pairs
 from hubkit.slides.write import write_slide
-from hubkit.testbed.data import VANDERBILT_TO_HUBMAP
+from hubkit.testbed.data import VANDERBILT_TO_HUBMAP, tiles_in_range
 from hubkit.testbed.mosaic import mosaic_slide, synthetic_slide
 
 __all__ = ["SlideSpec", "FULL", "SMALL", "make_competition"]
@@ -70,7 +70,7 @@ def make_competition(
     (out_dir / "test").mkdir(parents=True, exist_ok=True)
     pairs = find_tile_pairs(tiles_dir) if tiles_dir is not None else []
     if tile_range is not None:
-        pairs = [p for p in pairs if tile_range[0] <= p[0].stem <= tile_range[1]]
+        pairs = tiles_in_range(pairs, tile_range)
     need = sum(s.tiles for s in slides)
     if tiles_dir is not None and len(pairs) < need:
         kept = f" from {tile_range[0]} to {tile_range[1]}" if tile_range is not None else ""

@@ -29,6 +29,7 @@ def test_the_held_out_range_is_the_shipped_models_validation_fold(tmp_path, mode
     from hubkit.models.card import ModelCard
     from hubkit.models.zoo import default_zoo_dir
     from hubkit.testbed import find_data_dir
+    from hubkit.testbed.data import VANDERBILT
     from hubkit.training.prep import folds_by_group, prepare_tile_folder
 
     data = find_data_dir()
@@ -36,14 +37,13 @@ def test_the_held_out_range_is_the_shipped_models_validation_fold(tmp_path, mode
         pytest.skip("needs the shared real data (../shared/data or $HUBKIT_DATA) to rebuild the starter's tile set")
     card = ModelCard.read(default_zoo_dir() / model / "card.json")
     config = card.extra["config"]
-    rows = (prepare_tile_folder(data / "hubmap-vanderbilt-pas-glomeruli-1600x1200", tmp_path, "vanderbilt", 1.69)
+    rows = (prepare_tile_folder(data / VANDERBILT, tmp_path, "vanderbilt", 1.69)
             + prepare_tile_folder(data / "aidpath-pas-glomeruli-1024", tmp_path, "aidpath", 3.09))
     folds = folds_by_group([r["group"] for r in rows], config["folds"], config["seed"])
     held_out = sorted(Path(r["image"]).stem.removeprefix("vanderbilt_") for r, f in zip(rows, folds)
                       if f == card.extra["fold"] and r["source"] == "vanderbilt")
     first, last = STARTER_HELD_OUT
-    in_range = sorted(image.stem for image, _ in find_tile_pairs(data / "hubmap-vanderbilt-pas-glomeruli-1600x1200")
-                      if first <= image.stem <= last)
+    in_range = sorted(image.stem for image, _ in find_tile_pairs(data / VANDERBILT) if first <= image.stem <= last)
     assert held_out == in_range and len(held_out) == card.extra["valid_tiles"]
 
 
