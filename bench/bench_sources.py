@@ -12,7 +12,7 @@ found glomerulus's outline exact, ``found ok`` the Dice were none missed and non
 the outlines' bias (true pixels left out at found glomeruli's edges per predicted pixel too many;
 above 1 = drawn tighter than the annotators drew them).
 
-    python bench/bench_sources.py hubkit/models/builtin/unet-lite0-s2 out/cross/unet-aidpath-fold3
+    python bench/bench_sources.py models/starter/unet-lite0-s2 out/cross/unet-aidpath-fold3
 """
 
 from __future__ import annotations

@@ -242,8 +242,8 @@ def _deepflash2(path, member) -> str:
     return kaggle_encode((prob[0] > card.threshold).numpy().astype(np.uint8))
 
 
-#: The one model every method races with (the default zoo also holds its stain fine-tune: an ensemble).
-STARTER = "unet-lite0-s2"
+#: The one model every method races with: the default zoo's.
+STARTER = "unet-lite0-s2-soup"
 
 PEERS: dict[str, Callable] = {
     "monai": lambda path, member: _monai(path, member, bf16=False),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Reproduce the starter models hubkit/models/builtin/unet-lite0-s2 and -stain (one command; ~5 min for all 4
-# folds on an H100, run in parallel; hours on 2 CPU cores, the stain fine-tune ~50 min). Needs the shared data
-# beside the checkout.
+# Reproduce the starter models models/starter/unet-lite0-s2 and -stain and their soup, the default zoo
+# hubkit/models/builtin/unet-lite0-s2-soup (one command; ~5 min for all 4 folds on an H100, run in parallel;
+# hours on 2 CPU cores, the stain fine-tune ~50 min). Needs the shared data beside the checkout.
 #   bash data_prep/train_starter.sh [DATA_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,19 +18,22 @@ import json
 scores = [json.load(open(f"out/starter/fold{f}.json"))["folds"][0]["dice"] for f in range(4)]
 print("fold Dice:", [round(s, 4) for s in scores], "mean", round(sum(scores) / 4, 4))
 PY
-ship() {  # ship a fold model as hubkit/models/builtin/<name>
-  rm -rf "hubkit/models/builtin/$2" && cp -r "$1" "hubkit/models/builtin/$2"
+ship() {  # keep a fold model as models/starter/<name>
+  rm -rf "models/starter/$2" && mkdir -p models/starter && cp -r "$1" "models/starter/$2"
   python - "$2" <<'PY'
 import json, sys
-path = f"hubkit/models/builtin/{sys.argv[1]}/card.json"
+path = f"models/starter/{sys.argv[1]}/card.json"
 card = json.load(open(path))
 card["name"] = sys.argv[1]
 open(path, "w").write(json.dumps(card, indent=2))
 PY
 }
 ship out/starter/unet-lite0-s2-fold3 unet-lite0-s2
-# Then fine-tune fold 3 with HED stain jitter (configs/starter-stain.json: init = the model just shipped); the two
-# ship side by side and the default zoo is their ensemble.
+# Then fine-tune fold 3 with HED stain jitter (configs/starter-stain.json: init = the model just kept); the
+# default zoo is the two's weight average (a model soup: their ensemble's Dice at one model's cost).
 hubkit train configs/starter-stain.json --quiet --summary out/starter-stain/fold3.json
 ship out/starter-stain/unet-lite0-s2-fold3 unet-lite0-s2-stain
-echo "shipped fold 3 as unet-lite0-s2 and its stain fine-tune as unet-lite0-s2-stain in hubkit/models/builtin/"
+rm -rf hubkit/models/builtin/unet-lite0-s2-soup
+hubkit soup models/starter/unet-lite0-s2 models/starter/unet-lite0-s2-stain --out hubkit/models/builtin/unet-lite0-s2-soup
+echo "kept fold 3 as unet-lite0-s2 and its stain fine-tune as unet-lite0-s2-stain in models/starter/;" \
+     "their soup unet-lite0-s2-soup is the default zoo: score it with bench/bench_stain.py and bench/bench_sources.py"

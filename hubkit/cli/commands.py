@@ -196,6 +196,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_soup(args: argparse.Namespace) -> int:
+    """Average fine-tunes of one model into one zoo model (see hubkit.models.soup)."""
+    from hubkit.errors import CardError
+    from hubkit.models.soup import average_models
+
+    try:
+        weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+    except ValueError:
+        raise CardError(f"--weights {args.weights!r}: give comma-separated numbers, one per model") from None
+    card = average_models(args.models, args.out, args.name, weights, notes=args.notes)
+    print(f"soup of {len(args.models)} models -> {card}")
+    return 0
+
+
 def cmd_wheelhouse(args: argparse.Namespace) -> int:
     """Build the offline wheel folder for Kaggle (see hubkit.kaggle.wheelhouse)."""
     from hubkit.kaggle.metadata import write_dataset_metadata
@@ -228,7 +242,8 @@ def cmd_pack_source(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "info": cmd_info, "zoo": cmd_zoo, "train": cmd_train, "predict": cmd_predict, "score": cmd_score,
+    "info": cmd_info, "zoo": cmd_zoo, "train": cmd_train, "soup": cmd_soup, "predict": cmd_predict,
+    "score": cmd_score,
     "analyze": cmd_analyze, "classify-glomeruli": cmd_classify_glomeruli, "wheelhouse": cmd_wheelhouse,
     "pack-zoo": cmd_pack_zoo,
     "pack-source": cmd_pack_source,

@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", help="write the folds' scores to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
 
+    p = command("soup", "average the weights of fine-tunes of one model into one model (a model soup)")
+    p.add_argument("models", nargs="+", help="two or more model folders (or card files) of one network")
+    p.add_argument("--out", required=True, help="the soup's model folder")
+    p.add_argument("--name", default="", help="the soup's name (default: the folder's name)")
+    p.add_argument("--weights", help="comma-separated positive weights, one per model (default: equal)")
+    p.add_argument("--notes", default="", help="the card's notes (default: its parents, names and weights)")
+
     p = command("predict", "predict a competition folder into a submission CSV")
     p.add_argument("data_dir", help="the competition folder (sample_submission.csv and test/)")
     p.add_argument("--out", default="submission.csv", help="submission file (default: submission.csv)")

@@ -12,7 +12,7 @@ from hubkit.slides import open_slide
 def test_info_prints_versions_device_and_zoo(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    assert "hubkit" in out and "rasterio" in out and "device:" in out and "2 model card(s)" in out
+    assert "hubkit" in out and "rasterio" in out and "device:" in out and "1 model card(s)" in out
 
 
 def test_demo_runs_the_main_job_on_the_real_tissue_hubkit_ships(tmp_path, capsys, monkeypatch):

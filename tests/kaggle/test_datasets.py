@@ -16,8 +16,7 @@ def test_pack_zoo_writes_a_flat_folder_that_loads_like_the_zoo(tmp_path):
     assert main(["pack-zoo", str(default_zoo_dir()), str(tmp_path / "ds"), "--dataset-id", "me/hubkit-zoo"]) == 0
     assert json.loads((tmp_path / "ds" / "dataset-metadata.json").read_text())["id"] == "me/hubkit-zoo"
     assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == [
-        "dataset-metadata.json", "unet-lite0-s2-stain.card.json", "unet-lite0-s2-stain.safetensors",
-        "unet-lite0-s2.card.json", "unet-lite0-s2.safetensors"]  # no folder to skip
+        "dataset-metadata.json", "unet-lite0-s2-soup.card.json", "unet-lite0-s2-soup.safetensors"]  # no folder
     packed, original = load_zoo(tmp_path / "ds"), load_zoo(default_zoo_dir())  # sha256 checked on load
     assert packed.names == original.names
     for one, other in zip(packed.members, original.members):

@@ -69,8 +69,8 @@ def test_wheelhouse_builds_hubkit_with_its_model_and_installs_offline(tmp_path):
     wheels = build_wheelhouse(tmp_path / "wheels", download=False)
     (wheel,) = wheels
     names = zipfile.ZipFile(wheel).namelist()
-    for model in ("unet-lite0-s2", "unet-lite0-s2-stain"):
-        assert any(n.endswith(f"models/builtin/{model}/model.safetensors") for n in names)
+    weights = [n for n in names if n.endswith(".safetensors")]
+    assert weights == ["hubkit/models/builtin/unet-lite0-s2-soup/model.safetensors"]  # the default zoo, no parents
     assert "hubkit/kaggle/images/kaggle-gpu-2026.txt" in names  # `--image kaggle` works from the wheel
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target", str(target),
@@ -80,7 +80,7 @@ def test_wheelhouse_builds_hubkit_with_its_model_and_installs_offline(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(target)}, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert str(target) in run.stdout and run.stdout.strip().endswith(" 2 3.12")
+    assert str(target) in run.stdout and run.stdout.strip().endswith(" 1 3.12")
     with pytest.raises(OutputError, match="already holds wheels"):
         build_wheelhouse(tmp_path / "wheels", download=False)
 

@@ -9,15 +9,22 @@ from hubkit.models.card import CARD_FILE
 from tests.helpers import tiny_card
 
 
-def test_the_starter_models_ship_with_valid_cards():
-    from hubkit.models import zoo
+def test_the_default_zoo_is_the_soup_of_the_starter_models_in_the_repository():
+    from pathlib import Path
 
     members = zoo.load_zoo(zoo.default_zoo_dir()).members  # sha256 checked on load
-    assert [m.card.name for m in members] == ["unet-lite0-s2", "unet-lite0-s2-stain"]
-    for member in members:
-        card = member.card
-        assert card.scale == 2 and card.cv_score > 0.9 and card.extra["fold"] == 3  # same held-out tiles
-        assert (zoo.default_zoo_dir() / card.name / card.weights_file).stat().st_size < 20e6
+    assert [m.card.name for m in members] == ["unet-lite0-s2-soup"]
+    soup = members[0]
+    assert soup.card.scale == 2 and soup.card.extra["fold"] == 3  # its parents' held-out tiles
+    assert (zoo.default_zoo_dir() / soup.card.name / soup.card.weights_file).stat().st_size < 20e6
+    parents = zoo.load_zoo(Path(__file__).resolve().parents[2] / "models" / "starter").members
+    recorded = [(p["name"], p["sha256"]) for p in soup.card.extra["soup"]]
+    assert [(p.card.name, p.card.sha256) for p in parents] == recorded
+    assert all(p.card.cv_score > 0.9 and p.card.extra["fold"] == 3 for p in parents)
+    states = [p.model.state_dict() for p in parents]
+    for key, value in soup.model.state_dict().items():  # the equal-weight mean, to float16's precision
+        if value.is_floating_point():
+            assert torch.allclose(value, (states[0][key] + states[1][key]) / 2, rtol=2e-3, atol=1e-4), key
 
 
 def test_save_load_round_trip_is_bit_exact(tmp_path):

@@ -9,6 +9,8 @@ from hubkit.errors import MissingInputError
 from hubkit.slides import find_tile_pairs, read_mask
 from hubkit.testbed import SAMPLE_TILES, STARTER_HELD_OUT, sample_tiles_dir
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def test_the_shipped_tiles_are_real_held_out_pairs_with_glomeruli():
     pairs = find_tile_pairs(sample_tiles_dir())
@@ -21,24 +23,37 @@ def test_the_shipped_tiles_are_real_held_out_pairs_with_glomeruli():
     assert "MIT" in (SAMPLE_TILES / "SOURCE.md").read_text()
 
 
-@pytest.mark.parametrize("model", ["unet-lite0-s2", "unet-lite0-s2-stain"])
-def test_the_held_out_range_is_the_shipped_models_validation_fold(tmp_path, model):
-    """STARTER_HELD_OUT must name exactly the Vanderbilt tiles a shipped model validated on, rebuilt
-    from its card's split (the tile set `data_prep/train_starter.sh` makes, folds, seed), so a score on
-    that range is a score on tissue the model never trained on."""
-    from hubkit.models.card import ModelCard
-    from hubkit.models.zoo import default_zoo_dir
+@pytest.fixture(scope="module")
+def starter_rows(tmp_path_factory):
+    """The starter's tile set as `data_prep/train_starter.sh` makes it (index rows), from the shared data."""
     from hubkit.testbed import find_data_dir
     from hubkit.testbed.data import VANDERBILT
-    from hubkit.training.prep import folds_by_group, prepare_tile_folder
+    from hubkit.training.prep import prepare_tile_folder
 
     data = find_data_dir()
     if data is None:
         pytest.skip("needs the shared real data (../shared/data or $HUBKIT_DATA) to rebuild the starter's tile set")
-    card = ModelCard.read(default_zoo_dir() / model / "card.json")
+    out = tmp_path_factory.mktemp("starter")
+    return data, (prepare_tile_folder(data / VANDERBILT, out, "vanderbilt", 1.69)
+                  + prepare_tile_folder(data / "aidpath-pas-glomeruli-1024", out, "aidpath", 3.09))
+
+
+@pytest.mark.parametrize("card_file", [
+    "hubkit/models/builtin/unet-lite0-s2-soup/card.json",  # the default zoo
+    "models/starter/unet-lite0-s2/card.json",  # its parents
+    "models/starter/unet-lite0-s2-stain/card.json",
+])
+def test_the_held_out_range_is_the_shipped_models_validation_fold(starter_rows, card_file):
+    """STARTER_HELD_OUT must name exactly the Vanderbilt tiles a shipped model validated on, rebuilt
+    from its card's split (the tile set `data_prep/train_starter.sh` makes, folds, seed), so a score on
+    that range is a score on tissue the model never trained on."""
+    from hubkit.models.card import ModelCard
+    from hubkit.testbed.data import VANDERBILT
+    from hubkit.training.prep import folds_by_group
+
+    data, rows = starter_rows
+    card = ModelCard.read(REPO / card_file)
     config = card.extra["config"]
-    rows = (prepare_tile_folder(data / VANDERBILT, tmp_path, "vanderbilt", 1.69)
-            + prepare_tile_folder(data / "aidpath-pas-glomeruli-1024", tmp_path, "aidpath", 3.09))
     folds = folds_by_group([r["group"] for r in rows], config["folds"], config["seed"])
     held_out = sorted(Path(r["image"]).stem.removeprefix("vanderbilt_") for r, f in zip(rows, folds)
                       if f == card.extra["fold"] and r["source"] == "vanderbilt")
