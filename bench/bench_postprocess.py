@@ -19,7 +19,7 @@ judged harshly here compared with whole slides.
     python bench/bench_postprocess.py
     python bench/bench_postprocess.py --zoo out/zoo --thresholds 0.4,0.5 --areas 0,4000,8000
     python bench/bench_postprocess.py --thresholds 0.3,0.5 --seeds 0.7,0.8 --areas 8000   # hysteresis
-    python bench/bench_postprocess.py --overlaps 0,0.125,0.25,0.5 --areas 8000           # fewer passes
+    python bench/bench_postprocess.py --overlaps 0.25,0.125,0,0.5 --areas 8000           # fewer passes
 
 With ``--overlaps`` the slides are predicted once per overlap, each timed (model time dominates on a
 CPU), and the table repeats for each; the first overlap is the baseline of the Dice and time ratios.

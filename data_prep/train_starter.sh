@@ -35,5 +35,6 @@ hubkit train configs/starter-stain.json --quiet --summary out/starter-stain/fold
 ship out/starter-stain/unet-lite0-s2-fold3 unet-lite0-s2-stain
 rm -rf hubkit/models/builtin/unet-lite0-s2-soup
 hubkit soup models/starter/unet-lite0-s2 models/starter/unet-lite0-s2-stain --out hubkit/models/builtin/unet-lite0-s2-soup
+hubkit validate hubkit/models/builtin/unet-lite0-s2-soup --record  # its cv_score: fold 3's held-out tiles
 echo "kept fold 3 as unet-lite0-s2 and its stain fine-tune as unet-lite0-s2-stain in models/starter/;" \
-     "their soup unet-lite0-s2-soup is the default zoo: score it with bench/bench_stain.py and bench/bench_sources.py"
+     "their soup unet-lite0-s2-soup is the default zoo (bench/bench_stain.py, bench_postprocess.py score it)"

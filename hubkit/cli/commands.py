@@ -210,6 +210,18 @@ def cmd_soup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Score fold models on their held-out fold (see hubkit.training.validate); --record keeps it on the card."""
+    from hubkit.training.validate import record_fold_score, validate_fold_model
+
+    for model in args.models:
+        score = validate_fold_model(model, args.tiles)
+        where = f"; recorded in {record_fold_score(model, score)}" if args.record else ""
+        print(f"{model}: fold {score.fold}, {score.tiles} held-out tiles: Dice {score.dice:.4f} pooled, "
+              f"{score.dice_per_tile:.4f} per tile{where}")
+    return 0
+
+
 def cmd_wheelhouse(args: argparse.Namespace) -> int:
     """Build the offline wheel folder for Kaggle (see hubkit.kaggle.wheelhouse)."""
     from hubkit.kaggle.metadata import write_dataset_metadata
@@ -242,8 +254,8 @@ def cmd_pack_source(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "info": cmd_info, "zoo": cmd_zoo, "train": cmd_train, "soup": cmd_soup, "predict": cmd_predict,
-    "score": cmd_score,
+    "info": cmd_info, "zoo": cmd_zoo, "train": cmd_train, "soup": cmd_soup, "validate": cmd_validate,
+    "predict": cmd_predict, "score": cmd_score,
     "analyze": cmd_analyze, "classify-glomeruli": cmd_classify_glomeruli, "wheelhouse": cmd_wheelhouse,
     "pack-zoo": cmd_pack_zoo,
     "pack-source": cmd_pack_source,

@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="comma-separated positive weights, one per model (default: equal)")
     p.add_argument("--notes", default="", help="the card's notes (default: its parents, names and weights)")
 
+    p = command("validate", "score saved fold models on their held-out fold, as the trainer did (the card's CV Dice)")
+    p.add_argument("models", nargs="+", help="model folders (or card files) naming their fold and training config")
+    p.add_argument("--tiles", help="the tile set (default: the one each card's config names)")
+    p.add_argument("--record", action="store_true", help="write the score into each card as its cv_score")
+
     p = command("predict", "predict a competition folder into a submission CSV")
     p.add_argument("data_dir", help="the competition folder (sample_submission.csv and test/)")
     p.add_argument("--out", default="submission.csv", help="submission file (default: submission.csv)")

@@ -3,15 +3,17 @@
 `hubkit.training.prep` cuts tile sets (with fold groups) from tile folders or competition slides;
 `load_config` reads a `TrainConfig`; `run` trains its folds, each fold's best epoch saved as a zoo
 model with its card; a ``task: classify`` config trains a glomerulus classifier on a crop set
-(`hubkit.training.crops`, `hubkit.training.classify`). Importing this package imports torch and
-albumentations.
+(`hubkit.training.crops`, `hubkit.training.classify`); `validate_fold_model` scores a saved fold model
+on its held-out tiles as the trainer did. Importing this package imports torch and albumentations.
 """
 
 from hubkit.training.config import TrainConfig, apply_overrides, load_config
 from hubkit.training.loop import run, summary_json, train_fold
 from hubkit.training.prep import folds_by_group, prepare_slides, prepare_tile_folder, read_index, write_index
+from hubkit.training.validate import FoldScore, record_fold_score, validate_fold_model
 
 __all__ = [
     "TrainConfig", "load_config", "apply_overrides", "run", "train_fold", "summary_json", "prepare_tile_folder",
-    "prepare_slides", "write_index", "read_index", "folds_by_group",
+    "prepare_slides", "write_index", "read_index", "folds_by_group", "FoldScore", "validate_fold_model",
+    "record_fold_score",
 ]

@@ -15,7 +15,7 @@ def test_the_default_zoo_is_the_soup_of_the_starter_models_in_the_repository():
     members = zoo.load_zoo(zoo.default_zoo_dir()).members  # sha256 checked on load
     assert [m.card.name for m in members] == ["unet-lite0-s2-soup"]
     soup = members[0]
-    assert soup.card.scale == 2 and soup.card.extra["fold"] == 3  # its parents' held-out tiles
+    assert soup.card.scale == 2 and soup.card.extra["fold"] == 3 and soup.card.cv_score > 0.9  # its parents' fold
     assert (zoo.default_zoo_dir() / soup.card.name / soup.card.weights_file).stat().st_size < 20e6
     parents = zoo.load_zoo(Path(__file__).resolve().parents[2] / "models" / "starter").members
     recorded = [(p["name"], p["sha256"]) for p in soup.card.extra["soup"]]

@@ -1,0 +1,100 @@
+"""A saved fold model scored on its held-out fold, as the trainer scored it, and the score kept on its card.
+
+A model `hubkit train` saved (or a soup of fine-tunes of one fold, `hubkit.models.soup`) names its split on
+its card: ``extra.fold`` and the training ``config`` (tile set, folds, seed, ``sources_valid``). That is
+enough to rebuild the fold's validation tiles and score the model on them, whole tiles at model scale, no
+TTA, at the card's threshold: the card's ``cv_score``. A model of no known fold has no held-out tiles and
+is refused rather than scored on tiles it may have trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch.utils.data import DataLoader
+
+from hubkit._io import atomic_write
+from hubkit.errors import CardError, DataError
+from hubkit.models.card import CARD_FILE, ModelCard
+from hubkit.models.zoo import is_card_file, load
+from hubkit.training.data import ValidTiles
+from hubkit.training.loop import evaluate
+from hubkit.training.prep import folds_by_group, read_index
+
+__all__ = ["FoldScore", "validate_fold_model", "record_fold_score"]
+
+
+@dataclass(frozen=True)
+class FoldScore:
+    """A model's Dice on its held-out fold.
+
+    Attributes:
+        dice: pooled over the tiles' pixels (the card's ``cv_score``).
+        dice_per_tile: the mean of the tiles' Dice.
+        tiles: validation tiles scored.
+        fold: the fold.
+    """
+
+    dice: float
+    dice_per_tile: float
+    tiles: int
+    fold: int
+
+
+def _card_file(directory) -> Path:
+    directory = Path(directory)
+    return directory if is_card_file(directory.name) else directory / CARD_FILE
+
+
+def validate_fold_model(directory, tiles: Optional[str] = None, device: str = "cpu") -> FoldScore:
+    """Score a saved model on the validation tiles of its fold.
+
+    Args:
+        directory: the model folder (or its card file); weights sha256-checked.
+        tiles: the tile set (default: the one its card's config names, relative to the working folder).
+        device: where to run it (bf16 autocast on CPU, fp16 on CUDA).
+
+    Returns:
+        The pooled and per-tile Dice over the fold's validation tiles (``sources_valid`` of its config).
+
+    Raises:
+        CardError: a card with no fold or no training config (the message names the card).
+        DataError: a tile set that is not there, or that holds no tile of the fold.
+    """
+    card_file = _card_file(directory)
+    model, card = load(card_file, device)
+    config, fold = card.extra.get("config"), card.extra.get("fold")
+    if not (isinstance(config, dict) and isinstance(fold, int)
+            and all(isinstance(config.get(key), int) for key in ("folds", "seed"))):
+        raise CardError(f"{card_file}: names no held-out fold (extra.fold, and extra.config with its folds and seed, "
+                        "as `hubkit train` writes them), so there are no tiles it is known not to have trained on")
+    tile_set = tiles or config.get("tiles")
+    if not tile_set or not Path(tile_set).is_dir():
+        raise DataError(f"{card_file}: its tile set {tile_set!r} is not there; build it (data_prep/) or pass --tiles")
+    index, root = read_index(tile_set)
+    valid = index[folds_by_group(index["group"], config["folds"], config["seed"]) == fold]
+    if config.get("sources_valid"):
+        valid = valid[valid["source"].isin(config["sources_valid"])]
+    if len(valid) == 0:
+        raise DataError(f"{tile_set}: no tile of fold {fold} (sources {config.get('sources_valid') or 'all'}) "
+                        f"to score {card_file} on")
+    torch_device = torch.device(device)
+    amp_dtype = torch.float16 if torch_device.type == "cuda" else torch.bfloat16
+    loader = DataLoader(ValidTiles(valid, root, card.mean, card.std, card.classes), batch_size=1)
+    scores = evaluate(model, loader, torch_device, amp_dtype, card.threshold)
+    return FoldScore(float(scores["dice"]), float(scores["dice_per_tile"]), len(valid), fold)
+
+
+def record_fold_score(directory, score: FoldScore) -> Path:
+    """Write ``score`` into the card: ``cv_score`` (pooled Dice), ``extra.dice_per_tile`` and
+    ``extra.valid_tiles``; the weights and their sha256 are unchanged. Returns the card's path."""
+    card_file = _card_file(directory)
+    card = ModelCard.read(card_file)
+    card.cv_score = round(score.dice, 5)
+    card.extra = {**card.extra, "valid_tiles": score.tiles, "dice_per_tile": round(score.dice_per_tile, 5)}
+    with atomic_write(card_file) as f:
+        f.write(card.to_json())
+    return card_file
