@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from hubkit.errors import CardError
-from hubkit.models.card import CARD_FILE, ModelCard
-from hubkit.models.zoo import load, save
+from hubkit.models.card import ModelCard
+from hubkit.models.zoo import card_file, load, save
 
 __all__ = ["MUST_MATCH", "SPLIT_KEYS", "average_models"]
 
@@ -74,8 +74,8 @@ def average_models(models: Sequence, out, name: str = "", weights: Optional[Sequ
         model, card = load(path)
         for field in MUST_MATCH:
             if getattr(card, field) != getattr(first_card, field):
-                raise CardError(f"{_card_path(path)}: {field} {getattr(card, field)!r} differs from "
-                                f"{getattr(first_card, field)!r} in {_card_path(paths[0])}; a soup averages "
+                raise CardError(f"{card_file(path)}: {field} {getattr(card, field)!r} differs from "
+                                f"{getattr(first_card, field)!r} in {card_file(paths[0])}; a soup averages "
                                 f"one network ({', '.join(MUST_MATCH)} must match)")
         states.append(model.state_dict())
         cards.append(card)
@@ -97,10 +97,6 @@ def average_models(models: Sequence, out, name: str = "", weights: Optional[Sequ
         extra={**_shared_split(cards), "soup": parents},
     )
     return save(first, card, out, dtype=dtype)
-
-
-def _card_path(path: Path) -> Path:
-    return path if path.suffix == ".json" else path / CARD_FILE
 
 
 def _shared_split(cards: list[ModelCard]) -> dict:

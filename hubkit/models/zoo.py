@@ -24,7 +24,7 @@ from hubkit.models.card import CARD_FILE, FLAT_CARD_SUFFIX, ModelCard
 from hubkit.models.ensemble import Ensemble
 from hubkit.models.registry import create_model
 
-__all__ = ["save", "load", "is_card_file", "find_cards", "walk_once", "card_kinds", "choose_cards", "load_zoo",
+__all__ = ["save", "load", "card_file", "is_card_file", "find_cards", "walk_once", "card_kinds", "choose_cards", "load_zoo",
            "ZooSource", "default_zoo_dir"]
 
 
@@ -74,8 +74,7 @@ def load(directory, device: str = "cpu", verify: bool = True) -> tuple[torch.nn.
         CardError: a missing card or weight file, a sha256 mismatch, or weights that do not fit the
             card's architecture; every message names the file.
     """
-    directory = Path(directory)
-    card_path = directory if is_card_file(directory.name) else directory / CARD_FILE
+    card_path = card_file(directory)
     card = ModelCard.read(card_path)
     weights = card_path.parent / card.weights_file
     if not weights.is_file():
@@ -95,6 +94,12 @@ def load(directory, device: str = "cpu", verify: bool = True) -> tuple[torch.nn.
         first = str(err).splitlines()[0]
         raise CardError(f"{weights}: weights do not fit {card.architecture}/{card.encoder} ({first})") from None
     return model.to(device).eval(), card
+
+
+def card_file(directory) -> Path:
+    """The card of a model folder (``<folder>/card.json``), or ``directory`` itself where it names a card file."""
+    directory = Path(directory)
+    return directory if is_card_file(directory.name) else directory / CARD_FILE
 
 
 def is_card_file(name: str) -> bool:

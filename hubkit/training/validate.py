@@ -18,8 +18,8 @@ from torch.utils.data import DataLoader
 
 from hubkit._io import atomic_write
 from hubkit.errors import CardError, DataError
-from hubkit.models.card import CARD_FILE, ModelCard
-from hubkit.models.zoo import is_card_file, load
+from hubkit.models.card import ModelCard
+from hubkit.models.zoo import card_file, load
 from hubkit.training.data import ValidTiles
 from hubkit.training.loop import evaluate
 from hubkit.training.prep import folds_by_group, read_index
@@ -44,11 +44,6 @@ class FoldScore:
     fold: int
 
 
-def _card_file(directory) -> Path:
-    directory = Path(directory)
-    return directory if is_card_file(directory.name) else directory / CARD_FILE
-
-
 def validate_fold_model(directory, tiles: Optional[str] = None, device: str = "cpu") -> FoldScore:
     """Score a saved model on the validation tiles of its fold.
 
@@ -64,23 +59,24 @@ def validate_fold_model(directory, tiles: Optional[str] = None, device: str = "c
         CardError: a card with no fold or no training config (the message names the card).
         DataError: a tile set that is not there, or that holds no tile of the fold.
     """
-    card_file = _card_file(directory)
-    model, card = load(card_file, device)
+    path = card_file(directory)
+    card = ModelCard.read(path)  # the card's split is checked before the weights are read
     config, fold = card.extra.get("config"), card.extra.get("fold")
     if not (isinstance(config, dict) and isinstance(fold, int)
             and all(isinstance(config.get(key), int) for key in ("folds", "seed"))):
-        raise CardError(f"{card_file}: names no held-out fold (extra.fold, and extra.config with its folds and seed, "
+        raise CardError(f"{path}: names no held-out fold (extra.fold, and extra.config with its folds and seed, "
                         "as `hubkit train` writes them), so there are no tiles it is known not to have trained on")
     tile_set = tiles or config.get("tiles")
     if not tile_set or not Path(tile_set).is_dir():
-        raise DataError(f"{card_file}: its tile set {tile_set!r} is not there; build it (data_prep/) or pass --tiles")
+        raise DataError(f"{path}: its tile set {tile_set!r} is not there; build it (data_prep/) or pass --tiles")
     index, root = read_index(tile_set)
     valid = index[folds_by_group(index["group"], config["folds"], config["seed"]) == fold]
     if config.get("sources_valid"):
         valid = valid[valid["source"].isin(config["sources_valid"])]
     if len(valid) == 0:
         raise DataError(f"{tile_set}: no tile of fold {fold} (sources {config.get('sources_valid') or 'all'}) "
-                        f"to score {card_file} on")
+                        f"to score {path} on")
+    model, _ = load(path, device)  # sha256-checked
     torch_device = torch.device(device)
     amp_dtype = torch.float16 if torch_device.type == "cuda" else torch.bfloat16
     loader = DataLoader(ValidTiles(valid, root, card.mean, card.std, card.classes), batch_size=1)
@@ -91,10 +87,10 @@ def validate_fold_model(directory, tiles: Optional[str] = None, device: str = "c
 def record_fold_score(directory, score: FoldScore) -> Path:
     """Write ``score`` into the card: ``cv_score`` (pooled Dice), ``extra.dice_per_tile`` and
     ``extra.valid_tiles``; the weights and their sha256 are unchanged. Returns the card's path."""
-    card_file = _card_file(directory)
-    card = ModelCard.read(card_file)
+    path = card_file(directory)
+    card = ModelCard.read(path)
     card.cv_score = round(score.dice, 5)
     card.extra = {**card.extra, "valid_tiles": score.tiles, "dice_per_tile": round(score.dice_per_tile, 5)}
-    with atomic_write(card_file) as f:
+    with atomic_write(path) as f:
         f.write(card.to_json())
-    return card_file
+    return path
