@@ -51,7 +51,7 @@ def main() -> None:
     from hubkit.models import zoo
     from hubkit.training.data import ValidTiles
     from hubkit.training.loop import valid_predictions
-    from hubkit.training.prep import folds_by_group, read_index
+    from hubkit.training.prep import read_index, split_fold
 
     def score(model, tiles, threshold):
         parts = [dice_breakdown(pred[0].numpy(), mask[0].numpy())  # as the trainer validates: whole tiles, no TTA
@@ -66,8 +66,7 @@ def main() -> None:
         model, card = zoo.load(folder)
         config = card.extra.get("config") or {}
         index, root = read_index(args.tiles or config["tiles"])
-        fold_of = folds_by_group(index["group"], config["folds"], config["seed"])
-        held_out = index[fold_of == card.extra["fold"]]
+        _, held_out = split_fold(index, config["folds"], config["seed"], card.extra["fold"])
         trained_on = ",".join(sources_seen(config, sorted(index["source"].unique())))
         sets = [(source, "held-out fold", held_out[held_out["source"] == source])
                 for source in sorted(held_out["source"].unique())]

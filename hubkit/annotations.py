@@ -17,7 +17,6 @@ from typing import Iterable, Optional
 
 import numpy as np
 from affine import Affine
-from rasterio import features as rio_features
 
 from hubkit._io import atomic_write, read_json
 from hubkit.errors import AnnotationError
@@ -178,6 +177,8 @@ def rasterize(
     if not geoms:
         return np.zeros(out_shape, np.uint8)
     transform = Affine(win.width / out_shape[1], 0, win.col, 0, win.height / out_shape[0], win.row)
+    from rasterio import features as rio_features  # GDAL loads where polygons are drawn, not on import
+
     return rio_features.rasterize(
         ((g, 1) for g in geoms), out_shape=out_shape, transform=transform, fill=0, dtype=np.uint8
     )
@@ -218,6 +219,8 @@ def mask_to_features(
     if mask.ndim != 2:
         raise AnnotationError(f"mask must be 2-D (height, width), got shape {mask.shape}")
     binary = (mask != 0).astype(np.uint8)
+    from rasterio import features as rio_features  # GDAL loads where masks are traced, not on import
+
     transform = Affine(scale, 0, offset[1], 0, scale, offset[0])
     out = []
     for geometry, value in rio_features.shapes(binary, mask=binary.astype(bool), connectivity=connectivity, transform=transform):

@@ -212,10 +212,12 @@ def cmd_soup(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Score fold models on their held-out fold (see hubkit.training.validate); --record keeps it on the card."""
+    from hubkit.inference.config import resolve_device
     from hubkit.training.validate import record_fold_score, validate_fold_model
 
+    device = str(resolve_device(args.device))
     for model in args.models:
-        score = validate_fold_model(model, args.tiles)
+        score = validate_fold_model(model, args.tiles, device)
         where = f"; recorded in {record_fold_score(model, score)}" if args.record else ""
         print(f"{model}: fold {score.fold}, {score.tiles} held-out tiles: Dice {score.dice:.4f} pooled, "
               f"{score.dice_per_tile:.4f} per tile{where}")

@@ -9,11 +9,18 @@ on its held-out tiles as the trainer did. Importing this package imports torch a
 
 from hubkit.training.config import TrainConfig, apply_overrides, load_config
 from hubkit.training.loop import run, summary_json, train_fold
-from hubkit.training.prep import folds_by_group, prepare_slides, prepare_tile_folder, read_index, write_index
+from hubkit.training.prep import (
+    folds_by_group,
+    prepare_slides,
+    prepare_tile_folder,
+    read_index,
+    split_fold,
+    write_index,
+)
 from hubkit.training.validate import FoldScore, record_fold_score, validate_fold_model
 
 __all__ = [
     "TrainConfig", "load_config", "apply_overrides", "run", "train_fold", "summary_json", "prepare_tile_folder",
-    "prepare_slides", "write_index", "read_index", "folds_by_group", "FoldScore", "validate_fold_model",
+    "prepare_slides", "write_index", "read_index", "folds_by_group", "split_fold", "FoldScore", "validate_fold_model",
     "record_fold_score",
 ]

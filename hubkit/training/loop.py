@@ -36,7 +36,7 @@ from hubkit.training.config import TrainConfig
 from hubkit.training.data import TrainTiles, ValidTiles
 from hubkit.training.distributed import EpochShard, Ranks
 from hubkit.training.losses import get_loss
-from hubkit.training.prep import folds_by_group, read_index, tile_set_stats
+from hubkit.training.prep import read_index, split_fold, tile_set_stats
 
 #: A segmenter's class names by head size; 2 = the 4th-place team's healthy / unhealthy glomeruli.
 CLASS_NAMES = {1: ["glomerulus"], 2: ["healthy", "unhealthy"]}
@@ -139,12 +139,7 @@ def _fold_tiles(cfg: TrainConfig, fold: int, ranks: Ranks, norm: Optional[dict] 
     validation tiles in all."""
     index, root = read_index(cfg.tiles)
     stats = {**(tile_set_stats(root) or {"mean": [0.5] * 3, "std": [0.5] * 3}), **(norm or {})}
-    fold_of = folds_by_group(index["group"], cfg.folds, cfg.seed)
-    train_idx, valid_idx = index[fold_of != fold], index[fold_of == fold]
-    if cfg.sources_train:
-        train_idx = train_idx[train_idx["source"].isin(cfg.sources_train)]
-    if cfg.sources_valid:
-        valid_idx = valid_idx[valid_idx["source"].isin(cfg.sources_valid)]
+    train_idx, valid_idx = split_fold(index, cfg.folds, cfg.seed, fold, cfg.sources_train, cfg.sources_valid)
     if len(train_idx) == 0 or len(valid_idx) == 0:
         raise DataError(f"{cfg.tiles}: fold {fold} has {len(train_idx)} training and {len(valid_idx)} validation tiles "
                         f"(sources_train {cfg.sources_train or 'all'}, sources_valid {cfg.sources_valid or 'all'}; "

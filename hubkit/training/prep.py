@@ -32,7 +32,8 @@ from hubkit.slides.base import scaled_size
 from hubkit.slides.images import find_tile_pairs, label_mask_values, read_image, read_label_mask
 from hubkit.slides.reader import open_slide
 
-__all__ = ["INDEX_COLUMNS", "prepare_tile_folder", "prepare_slides", "write_index", "read_index", "folds_by_group", "tile_set_stats"]
+__all__ = ["INDEX_COLUMNS", "prepare_tile_folder", "prepare_slides", "write_index", "read_index", "folds_by_group",
+           "split_fold", "tile_set_stats"]
 
 INDEX_COLUMNS = ["image", "mask", "source", "group", "scale", "height", "width", "glomerulus_fraction"]
 
@@ -294,6 +295,34 @@ def folds_by_group(groups, n_folds: int, seed: int = 0) -> np.ndarray:
         fold_of[group] = f
         load[f] += n
     return groups.map(fold_of).to_numpy()
+
+
+def split_fold(index: pd.DataFrame, n_folds: int, seed: int, fold: int,
+               sources_train: Optional[list] = None,
+               sources_valid: Optional[list] = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A tile index split into the rows that train fold ``fold`` and the rows held out for it.
+
+    The one rule every user of a split follows (the trainer, ``hubkit validate``, the benches), so a
+    score on "held-out" rows is a score on tiles the fold's model never trained on.
+
+    Args:
+        index: a tile index (``read_index``), with its ``group`` and ``source`` columns.
+        n_folds: folds of the split (``folds_by_group``).
+        seed: the split's seed.
+        fold: the held-out fold, 0 to ``n_folds - 1``.
+        sources_train: keep only training rows of these sources (None: all).
+        sources_valid: keep only held-out rows of these sources (None: all).
+
+    Returns:
+        ``(train, held_out)``: row subsets of ``index``, in its order.
+    """
+    fold_of = folds_by_group(index["group"], n_folds, seed)
+    train, held_out = index[fold_of != fold], index[fold_of == fold]
+    if sources_train:
+        train = train[train["source"].isin(sources_train)]
+    if sources_valid:
+        held_out = held_out[held_out["source"].isin(sources_valid)]
+    return train, held_out
 
 
 def tile_set_stats(root) -> Optional[dict]:

@@ -22,7 +22,7 @@ from hubkit.models.card import ModelCard
 from hubkit.models.zoo import card_file, load
 from hubkit.training.data import ValidTiles
 from hubkit.training.loop import evaluate
-from hubkit.training.prep import folds_by_group, read_index
+from hubkit.training.prep import read_index, split_fold
 
 __all__ = ["FoldScore", "validate_fold_model", "record_fold_score"]
 
@@ -70,9 +70,7 @@ def validate_fold_model(directory, tiles: Optional[str] = None, device: str = "c
     if not tile_set or not Path(tile_set).is_dir():
         raise DataError(f"{path}: its tile set {tile_set!r} is not there; build it (data_prep/) or pass --tiles")
     index, root = read_index(tile_set)
-    valid = index[folds_by_group(index["group"], config["folds"], config["seed"]) == fold]
-    if config.get("sources_valid"):
-        valid = valid[valid["source"].isin(config["sources_valid"])]
+    _, valid = split_fold(index, config["folds"], config["seed"], fold, sources_valid=config.get("sources_valid"))
     if len(valid) == 0:
         raise DataError(f"{tile_set}: no tile of fold {fold} (sources {config.get('sources_valid') or 'all'}) "
                         f"to score {path} on")

@@ -9,6 +9,7 @@ from hubkit.training.prep import (
     INDEX_COLUMNS,
     folds_by_group,
     read_index,
+    split_fold,
 )
 
 
@@ -25,6 +26,33 @@ def test_folds_never_share_a_group(groups, n_folds):
     table = pd.DataFrame({"group": groups, "fold": folds})
     assert (table.groupby("group")["fold"].nunique() == 1).all()
     assert set(folds) == set(range(n_folds))
+
+
+SPLIT_INDEX = pd.DataFrame({
+    "group": [f"g{i // 3}" for i in range(24)],  # 8 groups of 3 rows
+    "source": ["vanderbilt"] * 18 + ["aidpath"] * 6,
+})
+
+
+@pytest.mark.parametrize("sources_train, sources_valid", [
+    (None, None),
+    (None, ["vanderbilt"]),  # the starter's split: every source trains, one scores
+    (["aidpath"], ["vanderbilt"]),  # a cross-source run
+    (["vanderbilt", "aidpath"], ["aidpath"]),
+])
+@pytest.mark.parametrize("fold", [0, 1, 3])
+def test_split_fold_holds_out_exactly_its_folds_groups(fold, sources_train, sources_valid):
+    """The rows a fold trains on and the rows it is scored on never share a group, the held-out rows
+    are exactly the fold's (of the asked sources), and the rest of the fold's sources all train."""
+    folds = folds_by_group(SPLIT_INDEX["group"], 4, seed=0)
+    train, held_out = split_fold(SPLIT_INDEX, 4, 0, fold, sources_train, sources_valid)
+    assert not set(train["group"]) & set(held_out["group"])
+    in_fold = SPLIT_INDEX[folds == fold]
+    expected_valid = in_fold[in_fold["source"].isin(sources_valid or SPLIT_INDEX["source"].unique())]
+    out_fold = SPLIT_INDEX[folds != fold]
+    expected_train = out_fold[out_fold["source"].isin(sources_train or SPLIT_INDEX["source"].unique())]
+    assert list(held_out.index) == list(expected_valid.index)
+    assert list(train.index) == list(expected_train.index)
 
 
 def test_tile_prep_writes_an_index_with_groups(tiny_tiles):

@@ -2,6 +2,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from hubkit.cli.main import main
 from hubkit.errors import CardError, DataError
@@ -75,3 +76,13 @@ def test_the_validate_command(fold_model, tmp_path, capsys, record):
     assert ("recorded in" in out) == record
     recorded = json.loads((folder / "card.json").read_text())["cv_score"]
     assert (recorded is not None) == record
+
+
+@pytest.mark.parametrize("device, message", [
+    ("gpu", "unknown device 'gpu'; valid names: auto, cpu, cuda, cuda:N"),
+    pytest.param("cuda", "torch sees no CUDA GPU here", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="a CUDA GPU is here")),
+])
+def test_the_validate_command_refuses_a_device_it_cannot_use(fold_model, capsys, device, message):
+    assert main(["validate", str(fold_model[0]), "--device", device]) == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# All four folds of the default zoo's recipe, each fold kept: fold K's starter (configs/starter.json), its
+# HED stain fine-tune (configs/starter-stain.json, init = fold K's starter), their equal-weight soup scored
+# on fold K's held-out tiles (cv_score recorded). The four soups are a 4-fold zoo: every tile is predicted
+# by models that together saw every training tile, at 4 passes (8 with flip TTA), as 4 starters would be.
+#
+#   bash data_prep/train_folds.sh OUT_DIR [KEY=VALUE ...]
+#
+# OUT_DIR/zoo/unet-lite0-s2-soup-foldK/ are the models (`hubkit predict --zoo OUT_DIR/zoo`,
+# `hubkit pack-zoo OUT_DIR/zoo ...` for a Kaggle dataset); OUT_DIR/foldK/ the parents and summaries.
+# KEY=VALUE pairs go to every `hubkit train` as --set overrides, e.g. a dry run on a CPU:
+#   bash data_prep/train_folds.sh /tmp/dry epochs=1 samples_per_epoch=16 batch_size=4 workers=0
+# Needs tiles/starter (data_prep/make_tiles.py, as train_starter.sh builds it) and the efficientnet-lite0
+# wheel. About 7 minutes on one H100 (the folds run in parallel); most of a day on 2 CPU cores.
+# PYTHON names the interpreter (default python3); FOLDS the folds (default "0 1 2 3").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:?usage: train_folds.sh OUT_DIR [KEY=VALUE ...]}
+shift
+SETS=()
+for kv in "$@"; do SETS+=(--set "$kv"); done
+FOLDS=${FOLDS:-0 1 2 3}
+hk() { "${PYTHON:-python3}" -m hubkit.cli "$@"; }
+mkdir -p "$OUT"
+
+for k in $FOLDS; do
+  (
+    hk train configs/starter.json --fold "$k" --quiet "${SETS[@]}" --set out="$OUT/fold$k" \
+      --summary "$OUT/fold$k/starter.json"
+    hk train configs/starter-stain.json --fold "$k" --quiet "${SETS[@]}" --set out="$OUT/fold$k" \
+      --set name=unet-lite0-s2-stain --set init="$OUT/fold$k/unet-lite0-s2-fold$k" \
+      --summary "$OUT/fold$k/stain.json"
+    soup="$OUT/zoo/unet-lite0-s2-soup-fold$k"
+    rm -rf "$soup"
+    hk soup "$OUT/fold$k/unet-lite0-s2-fold$k" "$OUT/fold$k/unet-lite0-s2-stain-fold$k" \
+      --out "$soup" --name "unet-lite0-s2-soup-fold$k"
+    hk validate "$soup" --record --device auto
+  ) > "$OUT/fold$k.log" 2>&1 &
+done
+failed=0
+for job in $(jobs -p); do wait "$job" || failed=1; done
+for k in $FOLDS; do tail -n 3 "$OUT/fold$k.log"; done
+[ "$failed" = 0 ] || { echo "a fold failed: see $OUT/fold*.log" >&2; exit 1; }
+
+"${PYTHON:-python3}" - "$OUT" $FOLDS <<'PY'
+import json
+import sys
+from pathlib import Path
+
+out, folds = Path(sys.argv[1]), [int(k) for k in sys.argv[2:]]
+print(f"{'fold':>4}  {'starter':>8}  {'stain':>8}  {'soup':>8}   (held-out Vanderbilt tiles, whole tiles, no TTA)")
+rows = []
+for k in folds:
+    starter, stain = (json.loads((out / f"fold{k}" / f"{part}.json").read_text())["folds"][0]["dice"]
+                      for part in ("starter", "stain"))
+    soup = json.loads((out / "zoo" / f"unet-lite0-s2-soup-fold{k}" / "card.json").read_text())["cv_score"]
+    rows.append((starter, stain, soup))
+    print(f"{k:>4}  {starter:8.4f}  {stain:8.4f}  {soup:8.4f}")
+means = [sum(col) / len(rows) for col in zip(*rows)]
+print(f"{'mean':>4}  " + "  ".join(f"{m:8.4f}" for m in means))
+PY
