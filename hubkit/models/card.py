@@ -17,12 +17,15 @@ from hubkit._schema import PLAIN_NAME, problems, spec
 from hubkit.errors import CardError
 from hubkit.models.registry import ARCHITECTURES, CLASSIFIER_ARCHITECTURES, architecture_names
 
-__all__ = ["CARD_FILE", "FLAT_CARD_SUFFIX", "CARD_FORMAT", "KINDS", "INPUTS", "ModelCard"]
+__all__ = ["CARD_FILE", "FLAT_CARD_SUFFIX", "CARD_FORMAT", "KINDS", "INPUTS", "SPLIT_KEYS", "ModelCard"]
 
 CARD_FILE = "card.json"
 #: A flat folder of several models names each card ``<model name>.card.json``.
 FLAT_CARD_SUFFIX = ".card.json"
 CARD_FORMAT = "hubkit-model-card/1"
+#: The keys of a card's training config (``extra.config``) that define its split: two models trained
+#: or validated as fold k of one split hold out the same tiles.
+SPLIT_KEYS = ("tiles", "folds", "seed")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: What a model does: ``segmenter`` (a probability per pixel, the ensembles of `predict`) or

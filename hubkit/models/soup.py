@@ -16,14 +16,11 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from hubkit.errors import CardError
-from hubkit.models.card import ModelCard
+from hubkit.models.card import SPLIT_KEYS, ModelCard
 from hubkit.models.zoo import card_file, load, save
 
-__all__ = ["MUST_MATCH", "SPLIT_KEYS", "average_models"]
+__all__ = ["MUST_MATCH", "average_models"]
 
-#: The training-config keys that define a split: two models validated on fold k of one split held out
-#: the same tiles.
-SPLIT_KEYS = ("tiles", "folds", "seed")
 #: Card fields every ingredient of a soup must share: the same network, fed and scaled the same way.
 MUST_MATCH = ("kind", "inputs", "architecture", "encoder", "classes", "class_names", "scale", "tile_size", "mean",
               "std")

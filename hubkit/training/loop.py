@@ -29,7 +29,7 @@ from hubkit.errors import ConfigError, DataError
 from hubkit.formats.metrics import dice_from_counts
 from hubkit.inference.config import resolve_device
 from hubkit.models import zoo
-from hubkit.models.card import ModelCard
+from hubkit.models.card import SPLIT_KEYS, ModelCard
 from hubkit.models.registry import create_model
 from hubkit.training._schedule import optimizer_parts, optimizer_step, seed_all
 from hubkit.training.config import TrainConfig
@@ -124,7 +124,7 @@ def initial_model(cfg: TrainConfig, fold: int) -> tuple[torch.nn.Module, Optiona
     if wrong:
         raise ConfigError(f"init {cfg.init}: the model's card does not match the config: {'; '.join(wrong)}")
     done = card.extra.get("config") or {}
-    same_split = all(done.get(key) == getattr(cfg, key) for key in ("tiles", "folds", "seed"))
+    same_split = all(done.get(key) == getattr(cfg, key) for key in SPLIT_KEYS)
     if same_split and card.extra.get("fold") not in (None, fold):
         raise ConfigError(f"init {cfg.init}: trained as fold {card.extra['fold']} of {cfg.tiles}, so its weights saw "
                           f"fold {fold}'s validation tiles; fine-tune it as fold {card.extra['fold']} only "
