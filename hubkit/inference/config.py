@@ -20,7 +20,7 @@ from hubkit.inference.blend import BlendMode
 from hubkit.inference.tiling import MIN_TISSUE_FRACTION
 from hubkit.inference.tta import TTA, get_tta
 
-__all__ = ["PredictConfig", "resolve_device"]
+__all__ = ["PredictConfig", "resolve_device", "autocast_dtype"]
 
 
 def _opt(default, help: str, flag: Optional[str] = None, **extra):
@@ -44,6 +44,12 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} asked for, but torch sees no CUDA GPU here; use auto or cpu")
     return device
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    """The mixed-precision dtype hubkit runs and trains a model in on ``device``: fp16 on CUDA (a T4
+    has no bf16), bf16 on a CPU (where fp16 kernels are slow)."""
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
 
 
 @dataclass

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from hubkit.errors import ModelOutputError
+from hubkit.inference.config import autocast_dtype
 
 __all__ = ["seed_all", "lr_lambda", "optimizer_parts", "optimizer_step"]
 
@@ -49,7 +50,7 @@ def optimizer_parts(model: torch.nn.Module, cfg, steps_per_epoch: int, device: t
         total = min(total, cfg.max_steps)
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda(total, cfg.warmup))
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    amp_dtype = autocast_dtype(device)
     scaler = torch.amp.GradScaler(enabled=cfg.amp and device.type == "cuda")
     return optim, sched, scaler, amp_dtype, total
 

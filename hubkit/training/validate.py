@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from hubkit._io import atomic_write
 from hubkit.errors import CardError, DataError
+from hubkit.inference.config import autocast_dtype
 from hubkit.models.card import ModelCard
 from hubkit.models.zoo import card_file, load
 from hubkit.training.data import ValidTiles
@@ -76,9 +77,8 @@ def validate_fold_model(directory, tiles: Optional[str] = None, device: str = "c
                         f"to score {path} on")
     model, _ = load(path, device)  # sha256-checked
     torch_device = torch.device(device)
-    amp_dtype = torch.float16 if torch_device.type == "cuda" else torch.bfloat16
     loader = DataLoader(ValidTiles(valid, root, card.mean, card.std, card.classes), batch_size=1)
-    scores = evaluate(model, loader, torch_device, amp_dtype, card.threshold)
+    scores = evaluate(model, loader, torch_device, autocast_dtype(torch_device), card.threshold)
     return FoldScore(float(scores["dice"]), float(scores["dice_per_tile"]), len(valid), fold)
 
 
