@@ -20,12 +20,13 @@ import time
 
 import torch
 
+from hubkit.inference.config import autocast_dtype
 from hubkit.models import create_model
 
 
 def tiles_per_second(model, x, iters: int, fast: bool) -> float:
     device_type = x.device.type
-    dtype = torch.float16 if device_type == "cuda" else torch.bfloat16
+    dtype = autocast_dtype(x.device)
     if fast:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)

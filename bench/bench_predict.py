@@ -9,7 +9,9 @@ masks as the truth. Three layouts show what tissue skipping is worth:
 * ``glass``: the same outline shrunk into one corner (~12% tissue, mostly glass).
 
 Methods (each in its own process, warmed up on a small slide first, then timed; interleaved rounds;
-median and spread): ``hubkit`` (`predict_slide` as shipped) and the peers of `peers.py`: MONAI's
+median and spread): ``hubkit`` (`predict_slide` as shipped, in a process whose malloc keeps freed
+memory, as every ``hubkit`` command sets it: `hubkit.inference.keep_freed_memory`), ``hubkit-glibc``
+(the same with glibc's own malloc settings, as the peers run) and the peers of `peers.py`: MONAI's
 ``sliding_window_inference`` as it ships (fp32) and with bf16 + channels-last, the 3rd-place
 Kaggle 2021 inference loop, and deepflash2's tiled inference. No TTA for any of them (equal work).
 Reported: seconds, peak RSS of the worker, Dice against the truth, and hubkit's speed ratio
@@ -42,7 +44,7 @@ sys.path.insert(0, str(HERE))
 
 from peers import PEERS, STARTER  # noqa: E402  (bench/ is on the path)
 
-METHODS = ["hubkit", *PEERS]
+METHODS = ["hubkit", "hubkit-glibc", *PEERS]
 LAYOUTS = ("hubmap", "dense", "glass")
 
 
@@ -125,11 +127,14 @@ def worker(method: str, slide_path: str, warm_path: str, tta: str = "none", ense
     """Run one method in this process (warm-up slide, then the timed slide); seconds, peak RSS, encoding."""
     import torch
 
+    from hubkit.inference import keep_freed_memory
     from hubkit.models import Ensemble, zoo
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     models = zoo.load_zoo(zoo.default_zoo_dir(), [STARTER]).to(device)
     if method == "hubkit":
+        keep_freed_memory()  # as every hubkit command does
+    if method.startswith("hubkit"):
         models = Ensemble(list(models.members) * ensemble)  # the starter model N times: an N-model ensemble's work
         run = lambda path: _hubkit(path, models, tta)  # noqa: E731
     else:
@@ -168,7 +173,7 @@ def _race(path: Path, warm: Path, truth: str, methods: list[str], rounds: int) -
         secs = [r["seconds"] for r in runs[m]]
         rss = statistics.median(r["peak_rss"] for r in runs[m]) / 2**30
         ratio = f"   hubkit x{med[m] / med['hubkit']:.2f} faster" if "hubkit" in med and m != "hubkit" else ""
-        print(f"    {m:11s} {med[m]:7.1f} s (range {min(secs):.1f}-{max(secs):.1f})   peak RSS {rss:5.2f} GiB   "
+        print(f"    {m:12s} {med[m]:7.1f} s (range {min(secs):.1f}-{max(secs):.1f})   peak RSS {rss:5.2f} GiB   "
               f"Dice {rle_dice(runs[m][0]['encoding'], truth):.4f}{ratio}")
     if "hubkit" in runs:
         r = runs["hubkit"][0]

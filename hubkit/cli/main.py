@@ -13,6 +13,7 @@ from hubkit.errors import HubkitError
 from hubkit.formats.hubmap2023 import CLASS_IDS
 from hubkit.formats.registry import DEFAULT_FORMAT, FORMATS
 from hubkit.inference.config import PredictConfig
+from hubkit.inference.memory import keep_freed_memory
 from hubkit.kaggle.image import image_names
 from hubkit.kaggle.wheelhouse import WHEEL_SETS
 
@@ -146,6 +147,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one command. hubkit errors print as one line (exit 2); Ctrl-C prints one line (exit 130)."""
     args = build_parser().parse_args(argv)
     try:
+        keep_freed_memory()  # a command's process is hubkit's: see hubkit.inference.memory ($HUBKIT_MALLOC)
         return args.func(args)
     except HubkitError as err:
         print(f"hubkit: error: {err}", file=sys.stderr)

@@ -9,6 +9,7 @@ probabilities. `PredictConfig` holds every setting.
 from hubkit.inference.blend import BlendMode, ColumnMerger, importance_map
 from hubkit.inference.config import PredictConfig, resolve_device
 from hubkit.inference.engine import SlidePrediction, count_tiles, predict_image, predict_slide, probability_strips
+from hubkit.inference.memory import MallocPolicy, keep_freed_memory
 from hubkit.inference.runner import FolderResult, SlideOutcome, predict_folder
 from hubkit.inference.tiling import grid_starts, iter_windows, tissue_fraction, tissue_mask
 from hubkit.inference.tta import TTA, get_tta
@@ -17,4 +18,5 @@ __all__ = [
     "PredictConfig", "resolve_device", "BlendMode", "ColumnMerger", "importance_map", "SlidePrediction",
     "count_tiles", "predict_slide", "predict_image", "probability_strips", "predict_folder", "FolderResult", "SlideOutcome",
     "grid_starts", "iter_windows", "tissue_mask", "tissue_fraction", "TTA", "get_tta",
+    "MallocPolicy", "keep_freed_memory",
 ]

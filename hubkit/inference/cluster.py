@@ -21,11 +21,9 @@ image has it. A local cluster listens on loopback only and has no dashboard.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import logging
 import os
-import sys
 import uuid
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -35,6 +33,7 @@ from hubkit.errors import ConfigError
 from hubkit.formats.base import CompetitionFormat
 from hubkit.formats.registry import get_format
 from hubkit.inference.config import PredictConfig
+from hubkit.inference.memory import keep_freed_memory
 from hubkit.inference.parts import Manifest, PartStore
 from hubkit.inference.runner import FolderResult, SlideOutcome, SubmissionWriter, largest_first, predict_one
 
@@ -44,30 +43,12 @@ __all__ = ["predict_folder_dask", "map_tasks", "worker_models", "local_cluster"]
 _LOADED: dict = {}
 
 
-def _heap_for_big_buffers() -> None:
-    """Undo what Dask's ``MALLOC_TRIM_THRESHOLD_`` does to a worker's glibc: it fixes the mmap
-    threshold at 128 KiB, so every tile-sized buffer is mapped and faulted in afresh (measured on
-    the starter model: inference twice as slow). Large buffers go back to the heap and are reused,
-    as with glibc's own dynamic threshold."""
-    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (musl): nothing to undo
-        return
-    libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # glibc's largest
-    libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
 def worker_models(source, cfg: PredictConfig):
     """On a worker: the ensemble of ``source`` on the config's device, loaded on first use and kept
     for the worker's next tasks (and the worker's threads and heap set up for inference)."""
     cfg.apply_threads()
     if source not in _LOADED:
-        _heap_for_big_buffers()
+        keep_freed_memory()  # Dask's MALLOC_TRIM_THRESHOLD_ would map every tile's buffers afresh
         _LOADED[source] = source.load(str(cfg.torch_device()))
     return _LOADED[source]
 

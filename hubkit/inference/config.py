@@ -60,8 +60,10 @@ class PredictConfig:
         overlap: tile overlap as a fraction of the tile (``roi_size`` is each card's tile size).
         mode: blending weights, a `BlendMode` (``"gaussian"`` or ``"constant"``).
         sigma_scale: width of the Gaussian relative to the tile.
-        sw_batch_size: tiles per forward pass; None = 1 on CPU (fastest on 2 cores: a 60 Mpx slide
-            took 17.2 s at 1, 20.5 s at 2, 23.3 s at 4) and 16 on CUDA.
+        sw_batch_size: tiles per forward pass; None = 1 on CPU and 16 on CUDA. On 2 cores with glibc's
+            own malloc 1 was fastest (a 60 Mpx slide: 17.2 s at 1, 20.5 s at 2, 23.3 s at 4); with
+            `hubkit.inference.keep_freed_memory`, as hubkit commands run, 1, 2 and 4 are level (a dense
+            60 Mpx slide: 7.8 / 7.5 / 7.5 s, against 7.8 / 10.6 / 10.2 s without).
         tta: a `hubkit.inference.tta` set: ``"none"``, ``"flip"``, ``"flip2"``, ``"d4"``.
         threshold: probability cut; None = the ensemble's (the mean of the cards' thresholds).
         seed_threshold: hysteresis: predicted masks with no pixel above this cut are dropped, so

@@ -19,6 +19,7 @@ from hubkit.errors import HubkitError, MissingInputError, SubmissionError
 from hubkit.formats.registry import get_format
 from hubkit.inference.config import PredictConfig
 from hubkit.inference.engine import SlidePrediction, count_tiles
+from hubkit.inference.memory import keep_freed_memory
 from hubkit.inference.runner import FolderResult, SlideOutcome, predict_folder
 from hubkit.inference.tta import get_tta
 from hubkit.kaggle.inputs import KaggleInputs
@@ -108,6 +109,7 @@ def run_submission(inputs: KaggleInputs, out_csv="/kaggle/working/submission.csv
     if inputs.zoo is None:
         raise MissingInputError("no model card under the input tree; the placeholder submission stays")
     cfg = cfg or PredictConfig()
+    keep_freed_memory()  # the kernel's process is the submission's: freed buffers reused, not mapped afresh
     ensemble = load_zoo(inputs.zoo).to(cfg.torch_device())
     devices = cfg.device_list()  # both T4s of a NvidiaTeslaT4 notebook, each with a replica
     log(f"{len(ids)} slides, {len(ensemble)} model(s) from {inputs.zoo}, TTA {cfg.tta}, "
