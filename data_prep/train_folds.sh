@@ -11,8 +11,11 @@
 # KEY=VALUE pairs go to every `hubkit train` as --set overrides, e.g. a dry run on a CPU:
 #   bash data_prep/train_folds.sh /tmp/dry epochs=1 samples_per_epoch=16 batch_size=4 workers=0
 # Needs tiles/starter (data_prep/make_tiles.py, as train_starter.sh builds it) and the efficientnet-lite0
-# wheel. About 7 minutes on one H100 (the folds run in parallel); most of a day on 2 CPU cores.
-# PYTHON names the interpreter (default python3); FOLDS the folds (default "0 1 2 3").
+# wheel. About 7 minutes on one H100 (the folds run in parallel); about 100 minutes a fold on 2 CPU cores.
+# Stopped, it starts again where it stopped: run the same command, and `hubkit train` resumes a fold's last
+# checkpointed epoch and skips what finished with the same settings (only the soups are made again).
+# PYTHON names the interpreter (default python3); FOLDS the folds (default "0 1 2 3"); JOBS how many folds
+# train at once (default 4 with a CUDA device, else 1: a CPU fold holds about 6 GB and both cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: train_folds.sh OUT_DIR [KEY=VALUE ...]}
@@ -20,25 +23,34 @@ shift
 SETS=()
 for kv in "$@"; do SETS+=(--set "$kv"); done
 FOLDS=${FOLDS:-0 1 2 3}
+JOBS=${JOBS:-$("${PYTHON:-python3}" -c "import torch; print(4 if torch.cuda.is_available() else 1)")}
 hk() { "${PYTHON:-python3}" -m hubkit.cli "$@"; }
 mkdir -p "$OUT"
 
-for k in $FOLDS; do
-  (
-    hk train configs/starter.json --fold "$k" --quiet "${SETS[@]}" --set out="$OUT/fold$k" \
-      --summary "$OUT/fold$k/starter.json"
-    hk train configs/starter-stain.json --fold "$k" --quiet "${SETS[@]}" --set out="$OUT/fold$k" \
-      --set name=unet-lite0-s2-stain --set init="$OUT/fold$k/unet-lite0-s2-fold$k" \
-      --summary "$OUT/fold$k/stain.json"
-    soup="$OUT/zoo/unet-lite0-s2-soup-fold$k"
-    rm -rf "$soup"
-    hk soup "$OUT/fold$k/unet-lite0-s2-fold$k" "$OUT/fold$k/unet-lite0-s2-stain-fold$k" \
-      --out "$soup" --name "unet-lite0-s2-soup-fold$k"
-    hk validate "$soup" --record --device auto
-  ) > "$OUT/fold$k.log" 2>&1 &
-done
+fold() {  # fold K's starter, stain fine-tune, soup and its score
+  local k=$1
+  hk train configs/starter.json --fold "$k" --quiet "${SETS[@]}" --set out="$OUT/fold$k" \
+    --summary "$OUT/fold$k/starter.json"
+  hk train configs/starter-stain.json --fold "$k" --quiet "${SETS[@]}" --set out="$OUT/fold$k" \
+    --set name=unet-lite0-s2-stain --set init="$OUT/fold$k/unet-lite0-s2-fold$k" \
+    --summary "$OUT/fold$k/stain.json"
+  soup="$OUT/zoo/unet-lite0-s2-soup-fold$k"
+  rm -rf "$soup"
+  hk soup "$OUT/fold$k/unet-lite0-s2-fold$k" "$OUT/fold$k/unet-lite0-s2-stain-fold$k" \
+    --out "$soup" --name "unet-lite0-s2-soup-fold$k"
+  hk validate "$soup" --record --device auto
+}
 failed=0
-for job in $(jobs -p); do wait "$job" || failed=1; done
+running=()
+for k in $FOLDS; do
+  if [ "${#running[@]}" -ge "$JOBS" ]; then  # a free place first: the oldest fold to finish
+    wait "${running[0]}" || failed=1
+    running=("${running[@]:1}")
+  fi
+  fold "$k" > "$OUT/fold$k.log" 2>&1 &
+  running+=("$!")
+done
+for job in "${running[@]}"; do wait "$job" || failed=1; done
 for k in $FOLDS; do tail -n 3 "$OUT/fold$k.log"; done
 [ "$failed" = 0 ] || { echo "a fold failed: see $OUT/fold*.log" >&2; exit 1; }
 

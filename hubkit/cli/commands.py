@@ -190,7 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hubkit.training import apply_overrides, load_config, run, summary_json
 
     items = [*(args.set or []), *([f"train_folds={args.fold}"] if args.fold else [])]
-    results = run(apply_overrides(load_config(args.config), items), progress=not args.quiet)
+    results = run(apply_overrides(load_config(args.config), items), progress=not args.quiet, fresh=args.fresh)
     if args.summary and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 writes
         summary_json(results, args.summary)
     return 0

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (JSON value)")
     p.add_argument("--summary", help="write the folds' scores to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    p.add_argument("--fresh", action="store_true",
+                   help="train every fold from its first epoch (default: resume an unfinished fold's checkpoint "
+                        "and skip a fold finished earlier with the same settings)")
 
     p = command("soup", "average the weights of fine-tunes of one model into one model (a model soup)")
     p.add_argument("models", nargs="+", help="two or more model folders (or card files) of one network")

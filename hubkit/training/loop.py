@@ -5,7 +5,8 @@ linear warm-up then linear decay, AMP on CUDA (bf16 autocast on CPU), validation
 epoch, and the best epoch of each fold saved as a zoo model whose card carries its CV score.
 The same config runs on CPU (slowly) and on CUDA unchanged, in one process or in several with
 ``torchrun`` (`hubkit.training.distributed`: DDP, each rank a share of every batch, validation sums
-reduced, rank 0 writing), and every epoch is checkpointed so a killed run resumes.
+reduced, rank 0 writing). Every epoch is checkpointed so a killed run resumes, and a rerun skips the
+folds it finished with the same settings (`hubkit.training._resume`).
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from hubkit._io import atomic_write
-from hubkit._schema import fingerprint
 from hubkit.errors import ConfigError, DataError
 from hubkit.formats.metrics import dice_from_counts
 from hubkit.inference.config import resolve_device
 from hubkit.models import zoo
 from hubkit.models.card import SPLIT_KEYS, ModelCard
 from hubkit.models.registry import create_model
+from hubkit.training._resume import checkpoint_path, done_summary, load_checkpoint, record_done, save_checkpoint
 from hubkit.training._schedule import optimizer_parts, optimizer_step, seed_all
 from hubkit.training.config import TrainConfig
 from hubkit.training.data import TrainTiles, ValidTiles
@@ -178,43 +178,29 @@ def _fold_card(cfg: TrainConfig, fold: int, stats: dict, scores: dict, epoch: in
     )
 
 
-def checkpoint_path(cfg: TrainConfig, fold: int) -> Path:
-    """Where a fold's last finished epoch is kept until the fold ends (resumed by a rerun)."""
-    return Path(cfg.out) / f"{cfg.name}-fold{fold}.checkpoint.pt"
-
-
-#: Settings a resumed run may change: the data loader's and where it runs.
-_NOT_IN_CHECKPOINT_KEY = ("workers", "device", "train_folds")
-
-
-def _resume(path: Path, cfg: TrainConfig, parts: dict, log) -> Optional[dict]:
-    """Load a checkpoint into ``parts`` (model, optim, sched, scaler); its counters, or None."""
-    if not path.is_file():
-        return None
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - a torn or foreign file: start the fold afresh
-        log(f"hubkit: {path}: unreadable checkpoint ({type(err).__name__}); starting the fold afresh")
-        return None
-    if ckpt.get("config") != fingerprint(cfg, _NOT_IN_CHECKPOINT_KEY):
-        log(f"hubkit: {path}: a checkpoint of another config; starting the fold afresh")
-        return None
-    for name, obj in parts.items():
-        obj.load_state_dict(ckpt[name])
-    return {k: ckpt[k] for k in ("epoch", "step", "best")}
-
-
-def train_fold(cfg: TrainConfig, fold: int, progress: bool = True, ranks: Optional[Ranks] = None) -> dict:
+def train_fold(cfg: TrainConfig, fold: int, progress: bool = True, ranks: Optional[Ranks] = None,
+               fresh: bool = False) -> dict:
     """Train one fold; save its best epoch as a zoo model. Returns the fold's summary.
 
     Each finished epoch is checkpointed (``<out>/<name>-fold<k>.checkpoint.pt``): a rerun of the
     same config (or ``torchrun --max-restarts``) resumes from the epoch after it, with the same
-    crops and random draws it would have made; the checkpoint is removed when the fold ends. With
-    several ranks, rank 0 alone writes files.
+    crops and random draws it would have made; the checkpoint is removed when the fold ends. A
+    finished fold leaves a record (``<out>/<name>-fold<k>.done.json``), and a rerun with the same
+    settings and init weights, its saved weights unchanged, skips the fold and returns the recorded
+    summary (`hubkit.training._resume`). ``fresh`` ignores both and trains the fold from its first
+    epoch. With several ranks, rank 0 alone writes files, and a fold is skipped only where every
+    rank finds its record.
     """
     ranks = ranks or Ranks(device=resolve_device(cfg.device))
     device = ranks.device
     say = print if progress and ranks.main else (lambda *a, **k: None)
+    tell = print if ranks.main else (lambda *a, **k: None)  # what a rerun skips, said even when quiet
+    out_dir = Path(cfg.out) / f"{cfg.name}-fold{fold}"
+    done = None if fresh else done_summary(cfg, fold, out_dir, tell)
+    if ranks.sum([done is not None])[0] == ranks.world:
+        tell(f"fold {fold}: finished earlier with these settings ({done['model']}, valid Dice {done['dice']:.4f}); "
+             "skipped (--fresh trains it again)", flush=True)
+        return done
     seed_all(cfg.seed + fold)
     model, init_stats = initial_model(cfg, fold)
     train_ds, valid_ds, stats, valid_tiles = _fold_tiles(cfg, fold, ranks, init_stats)
@@ -229,11 +215,11 @@ def train_fold(cfg: TrainConfig, fold: int, progress: bool = True, ranks: Option
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optim, sched, scaler, amp_dtype, total = optimizer_parts(model, cfg, len(train_dl), device)
     loss_fn = get_loss(cfg.loss)
-    out_dir = Path(cfg.out) / f"{cfg.name}-fold{fold}"
     log_path = Path(cfg.out) / f"{cfg.name}-fold{fold}.log.csv"
     ckpt_path = checkpoint_path(cfg, fold)
     parts = {"model": model, "optim": optim, "sched": sched, "scaler": scaler}
-    state = _resume(ckpt_path, cfg, parts, say) or {"epoch": 0, "step": 0, "best": {"dice": -1.0}}
+    state = (None if fresh else load_checkpoint(ckpt_path, cfg, parts, say)) or {"epoch": 0, "step": 0,
+                                                                                "best": {"dice": -1.0}}
     if state["epoch"]:
         say(f"fold {fold}: resuming after epoch {state['epoch'] - 1} from {ckpt_path}", flush=True)
     best, step, t0 = state["best"], state["step"], time.time()
@@ -277,23 +263,25 @@ def train_fold(cfg: TrainConfig, fold: int, progress: bool = True, ranks: Option
                 if ranks.main:
                     zoo.save(model, _fold_card(cfg, fold, stats, scores, epoch, valid_tiles), out_dir, dtype="float16")
             if ranks.main:
-                with atomic_write(ckpt_path, "wb") as f:
-                    torch.save({**{k: v.state_dict() for k, v in parts.items()}, "epoch": epoch + 1, "step": step,
-                                "best": best, "config": fingerprint(cfg, _NOT_IN_CHECKPOINT_KEY)}, f)
+                save_checkpoint(ckpt_path, cfg, parts, {"epoch": epoch + 1, "step": step, "best": best})
             ranks.barrier()
     finally:
         if log_file:
             log_file.close()
+    summary = {"fold": fold, "valid_tiles": valid_tiles, "model": str(out_dir), **best}
     if ranks.main:
+        record_done(cfg, fold, out_dir, summary)  # before the checkpoint goes: a kill between them skips
         ckpt_path.unlink(missing_ok=True)
-    return {"fold": fold, "valid_tiles": valid_tiles, "model": str(out_dir), **best}
+    return summary
 
 
-def run(cfg: TrainConfig, progress: bool = True) -> list[dict]:
+def run(cfg: TrainConfig, progress: bool = True, fresh: bool = False) -> list[dict]:
     """Train every fold in ``cfg.train_folds``; print and return their summaries.
 
     Under ``torchrun`` every process runs this; they train each fold together (`Ranks`), and rank
-    0 alone prints and writes. A ``classify`` config goes to `hubkit.training.classify.run_classify`.
+    0 alone prints and writes. A fold finished earlier with the same settings is skipped
+    (`train_fold`; ``fresh`` trains it again). A ``classify`` config goes to
+    `hubkit.training.classify.run_classify`.
     """
     if cfg.task == "classify":
         from hubkit.training.classify import run_classify
@@ -301,7 +289,7 @@ def run(cfg: TrainConfig, progress: bool = True) -> list[dict]:
         return run_classify(cfg, progress)
     ranks = Ranks.start(cfg.device)
     try:
-        results = [train_fold(cfg, fold, progress, ranks) for fold in cfg.train_folds]
+        results = [train_fold(cfg, fold, progress, ranks, fresh) for fold in cfg.train_folds]
     finally:
         ranks.close()
     dice = [r["dice"] for r in results]

@@ -73,14 +73,21 @@ def _run(args, tmp_path, check=True):
 @pytest.mark.slow
 def test_torchrun_trains_with_two_processes_and_rank_0_writes_one_card(tmp_path, tiles):
     config = _config(tmp_path, tiles, epochs=1, samples_per_epoch=8)
-    _run([*TORCHRUN, "--nproc-per-node=2", "-m", "hubkit.cli", "train", str(config), "--summary",
-          str(tmp_path / "summary.json")], tmp_path)
+    command = [*TORCHRUN, "--nproc-per-node=2", "-m", "hubkit.cli", "train", str(config), "--summary",
+               str(tmp_path / "summary.json")]
+    _run(command, tmp_path)
     zoo = tmp_path / "zoo"
-    assert sorted(p.name for p in zoo.iterdir()) == ["toy-fold0", "toy-fold0.log.csv"]  # no checkpoint left
-    assert (zoo / "toy-fold0" / "card.json").is_file()
+    assert sorted(p.name for p in zoo.iterdir()) == ["toy-fold0", "toy-fold0.done.json", "toy-fold0.log.csv"]
+    assert (zoo / "toy-fold0" / "card.json").is_file()  # and no checkpoint left
     log = pd.read_csv(zoo / "toy-fold0.log.csv")
     assert len(log) == 1 and log["step"].tolist() == [2]  # 8 crops, batch 4 (2 per rank): 2 steps
-    assert json.loads((tmp_path / "summary.json").read_text())["folds"][0]["valid_tiles"] == 4
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["folds"][0]["valid_tiles"] == 4
+    stamp = (zoo / "toy-fold0.log.csv").stat().st_mtime_ns
+    again = _run(command, tmp_path)  # both ranks find the finished fold: neither trains
+    assert again.stdout.count("fold 0: finished earlier with these settings") == 1  # rank 0 says it
+    assert (zoo / "toy-fold0.log.csv").stat().st_mtime_ns == stamp
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
 
 
 @pytest.mark.slow
@@ -118,4 +125,14 @@ def test_a_killed_single_process_run_resumes_from_its_checkpoint(tmp_path, tiles
     assert all(torch.equal(whole[k], part[k]) for k in whole)
     log = pd.read_csv(tmp_path / "b" / "zoo" / "toy-fold0.log.csv")
     assert log["epoch"].tolist() == [0, 1, 2]  # the log goes on where it stopped
+    cli = [sys.executable, "-m", "hubkit.cli", "train", str(config), "--quiet"]
+    log_file = tmp_path / "b" / "zoo" / "toy-fold0.log.csv"
+    stamp = log_file.stat().st_mtime_ns
+    third = _run(cli, tmp_path)  # finished: skipped, even when quiet
+    assert "fold 0: finished earlier with these settings" in third.stdout and "--fresh trains it again" in third.stdout
+    assert log_file.stat().st_mtime_ns == stamp
+    fresh = _run([*cli, "--fresh"], tmp_path)  # the real network this time: trained from its first epoch
+    assert "finished earlier" not in fresh.stdout and log_file.stat().st_mtime_ns != stamp
+    assert pd.read_csv(log_file)["epoch"].tolist() == [0, 1, 2]
+    assert (tmp_path / "b" / "zoo" / "toy-fold0.done.json").is_file()
     shutil.rmtree(tmp_path / "b")
