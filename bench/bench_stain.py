@@ -20,6 +20,7 @@ none missed and none extra.
     python bench/bench_stain.py                       # levels 0, 0.05, 0.1, 0.2; the 32 held-out tiles
     python bench/bench_stain.py --zoo out/zoo --tiles 16 --levels 0,0.1,0.3
     python bench/bench_stain.py --zoo out/fold3-models --subsets --tta flip --levels 0,0.1,0.2
+    python bench/bench_stain.py --zoo out/fold0-models --fold-of out/fold0-models/starter --subsets
 """
 
 from __future__ import annotations
@@ -30,12 +31,26 @@ import cv2
 import numpy as np
 
 
-def held_out_tiles(limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(rgb, truth) pairs at HuBMAP magnification from tiles the starter model never trained on."""
+def held_out_tiles(limit: int, fold_of: str = "") -> list[tuple[np.ndarray, np.ndarray]]:
+    """(rgb, truth) pairs at HuBMAP magnification from tiles the starter model never trained on, or
+    with ``fold_of`` (a fold model's folder) the Vanderbilt tiles its fold held out."""
+    from pathlib import Path
+
     from hubkit.slides import find_tile_pairs, read_image, read_mask
     from hubkit.testbed import VANDERBILT_TO_HUBMAP, default_tiles_dir, sample_tiles_dir, tiles_in_range
+    from hubkit.training.validate import held_out_tiles as fold_tiles
 
-    pairs = tiles_in_range(find_tile_pairs(default_tiles_dir() or sample_tiles_dir()))[:limit]
+    pairs = find_tile_pairs(default_tiles_dir() or sample_tiles_dir())
+    if fold_of:
+        _, valid, _ = fold_tiles(fold_of)
+        stems = {Path(image).stem.removeprefix(f"{source}_")  # the tile set's name: <source>_<original stem>
+                 for image, source in zip(valid["image"], valid["source"]) if source == "vanderbilt"}
+        pairs = [pair for pair in pairs if pair[0].stem in stems]
+        if not pairs:
+            raise SystemExit(f"{fold_of}: none of its fold's Vanderbilt tiles here (needs the shared data)")
+    else:
+        pairs = tiles_in_range(pairs)
+    pairs = pairs[:limit]
     out = []
     for image, mask in pairs:
         rgb, m = read_image(image), read_mask(mask)
@@ -81,6 +96,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zoo", help="model zoo folder (default: the starter model)")
     ap.add_argument("--tiles", type=int, default=32, help="held-out tiles to use (at most 32)")
+    ap.add_argument("--fold-of", default="", help="a fold model: use the Vanderbilt tiles its fold held out instead "
+                                                  "(give a zoo of that fold's models)")
     ap.add_argument("--levels", default="0,0.05,0.1,0.2", help="stain change strengths s (0 = the originals)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tta", default="none", help="test-time augmentation (none, flip, flip2, d4)")
@@ -95,7 +112,7 @@ def main() -> None:
     cfg = PredictConfig(tta=args.tta, device="cpu")
     passes = len(get_tta(args.tta))
     threshold = float(np.mean([m.card.threshold for m in ensemble.members]))
-    tiles = held_out_tiles(args.tiles)
+    tiles = held_out_tiles(args.tiles, args.fold_of)
     truths = [truth for _, truth in tiles]
     print(f"{', '.join(m.card.name for m in ensemble.members)} on {len(tiles)} held-out real tiles, TTA {args.tta}")
     base = None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
@@ -25,7 +26,7 @@ from hubkit.training.data import ValidTiles
 from hubkit.training.loop import evaluate
 from hubkit.training.prep import read_index, split_fold
 
-__all__ = ["FoldScore", "validate_fold_model", "record_fold_score"]
+__all__ = ["FoldScore", "held_out_tiles", "validate_fold_model", "record_fold_score"]
 
 
 @dataclass(frozen=True)
@@ -45,16 +46,15 @@ class FoldScore:
     fold: int
 
 
-def validate_fold_model(directory, tiles: Optional[str] = None, device: str = "cpu") -> FoldScore:
-    """Score a saved model on the validation tiles of its fold.
+def held_out_tiles(directory, tiles: Optional[str] = None) -> tuple[ModelCard, pd.DataFrame, Path]:
+    """A saved fold model's card and the validation tiles of its fold (``sources_valid`` of its config).
 
     Args:
-        directory: the model folder (or its card file); weights sha256-checked.
+        directory: the model folder (or its card file).
         tiles: the tile set (default: the one its card's config names, relative to the working folder).
-        device: where to run it (bf16 autocast on CPU, fp16 on CUDA).
 
     Returns:
-        The pooled and per-tile Dice over the fold's validation tiles (``sources_valid`` of its config).
+        ``(card, valid, root)``: the card, the fold's rows of the tile set's index and the tile set's folder.
 
     Raises:
         CardError: a card with no fold or no training config (the message names the card).
@@ -75,11 +75,30 @@ def validate_fold_model(directory, tiles: Optional[str] = None, device: str = "c
     if len(valid) == 0:
         raise DataError(f"{tile_set}: no tile of fold {fold} (sources {config.get('sources_valid') or 'all'}) "
                         f"to score {path} on")
-    model, _ = load(path, device)  # sha256-checked
+    return card, valid, root
+
+
+def validate_fold_model(directory, tiles: Optional[str] = None, device: str = "cpu") -> FoldScore:
+    """Score a saved model on the validation tiles of its fold (`held_out_tiles`).
+
+    Args:
+        directory: the model folder (or its card file); weights sha256-checked.
+        tiles: the tile set (default: the one its card's config names, relative to the working folder).
+        device: where to run it (bf16 autocast on CPU, fp16 on CUDA).
+
+    Returns:
+        The pooled and per-tile Dice over the fold's validation tiles (``sources_valid`` of its config).
+
+    Raises:
+        CardError: a card with no fold or no training config (the message names the card).
+        DataError: a tile set that is not there, or that holds no tile of the fold.
+    """
+    card, valid, root = held_out_tiles(directory, tiles)  # the card's split is checked before the weights are read
+    model, _ = load(card_file(directory), device)  # sha256-checked
     torch_device = torch.device(device)
     loader = DataLoader(ValidTiles(valid, root, card.mean, card.std, card.classes), batch_size=1)
     scores = evaluate(model, loader, torch_device, autocast_dtype(torch_device), card.threshold)
-    return FoldScore(float(scores["dice"]), float(scores["dice_per_tile"]), len(valid), fold)
+    return FoldScore(float(scores["dice"]), float(scores["dice_per_tile"]), len(valid), card.extra["fold"])
 
 
 def record_fold_score(directory, score: FoldScore) -> Path:

@@ -8,7 +8,7 @@ from hubkit.cli.main import main
 from hubkit.errors import CardError, DataError
 from hubkit.models import average_models, zoo
 from hubkit.training import TrainConfig, train_fold
-from hubkit.training.validate import record_fold_score, validate_fold_model
+from hubkit.training.validate import held_out_tiles, record_fold_score, validate_fold_model
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +28,18 @@ def test_a_fold_model_scores_as_the_trainer_scored_it(fold_model):
     assert (score.fold, score.tiles) == (0, card.extra["valid_tiles"]) and score.dice > 0.05  # not an empty mask
     assert score.dice == pytest.approx(result["dice"], abs=2e-3) == pytest.approx(card.cv_score, abs=2e-3)
     assert score.dice_per_tile == pytest.approx(card.extra["dice_per_tile"], abs=2e-3)
+
+
+def test_the_held_out_tiles_are_the_fold_the_trainer_validated_on_and_none_it_trained_on(fold_model, tiny_tiles):
+    from hubkit.training import read_index, split_fold
+
+    folder, result = fold_model
+    card, valid, root = held_out_tiles(folder)
+    index, _ = read_index(tiny_tiles)
+    trained, expected = split_fold(index, 2, 0, 0)
+    assert card.extra["fold"] == 0 and root == tiny_tiles and len(valid) == result["valid_tiles"]
+    assert list(valid["image"]) == list(expected["image"])
+    assert not set(valid["group"]) & set(trained["group"])
 
 
 def test_a_soup_of_one_fold_is_scored_on_that_fold_and_the_score_recorded(fold_model, tmp_path):
