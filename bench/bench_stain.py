@@ -38,14 +38,14 @@ def held_out_tiles(limit: int, fold_of: str = "") -> list[tuple[np.ndarray, np.n
 
     from hubkit.slides import find_tile_pairs, read_image, read_mask
     from hubkit.testbed import VANDERBILT_TO_HUBMAP, default_tiles_dir, sample_tiles_dir, tiles_in_range
+    from hubkit.training.prep import tile_stem
     from hubkit.training.validate import held_out_tiles as fold_tiles
 
     pairs = find_tile_pairs(default_tiles_dir() or sample_tiles_dir())
     if fold_of:
         _, valid, _ = fold_tiles(fold_of)
-        stems = {Path(image).stem.removeprefix(f"{source}_")  # the tile set's name: <source>_<original stem>
-                 for image, source in zip(valid["image"], valid["source"]) if source == "vanderbilt"}
-        pairs = [pair for pair in pairs if pair[0].stem in stems]
+        stems = {Path(image).stem for image, source in zip(valid["image"], valid["source"]) if source == "vanderbilt"}
+        pairs = [pair for pair in pairs if tile_stem("vanderbilt", pair[0].stem) in stems]
         if not pairs:
             raise SystemExit(f"{fold_of}: none of its fold's Vanderbilt tiles here (needs the shared data)")
     else:

@@ -32,10 +32,15 @@ from hubkit.slides.base import scaled_size
 from hubkit.slides.images import find_tile_pairs, label_mask_values, read_image, read_label_mask
 from hubkit.slides.reader import open_slide
 
-__all__ = ["INDEX_COLUMNS", "prepare_tile_folder", "prepare_slides", "write_index", "read_index", "folds_by_group",
-           "split_fold", "tile_set_stats"]
+__all__ = ["INDEX_COLUMNS", "tile_stem", "prepare_tile_folder", "prepare_slides", "write_index", "read_index",
+           "folds_by_group", "split_fold", "tile_set_stats"]
 
 INDEX_COLUMNS = ["image", "mask", "source", "group", "scale", "height", "width", "glomerulus_fraction"]
+
+
+def tile_stem(source: str, stem: str) -> str:
+    """The file stem a tile set gives a tile of a tile folder: its source, then its stem there."""
+    return f"{source}_{stem}"
 
 
 def _shrink(image: np.ndarray, mask: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +101,7 @@ def prepare_tile_folder(folder, out_dir, source: str, scale: float, group_size: 
         if image.shape[:2] != mask.shape:
             raise DataError(f"{img_path}: image {image.shape[:2]} and mask {mask.shape} differ in size")
         image, mask = _shrink(image, mask, scale)
-        img_rel, mask_rel = _write(out_dir, f"{source}_{img_path.stem}", image, mask)
+        img_rel, mask_rel = _write(out_dir, tile_stem(source, img_path.stem), image, mask)
         rows.append(dict(image=img_rel, mask=mask_rel, source=source, group=f"{source}:{_region(img_path.stem, group_size)}",
                          scale=scale, height=image.shape[0], width=image.shape[1],
                          glomerulus_fraction=float((mask > 0).mean())))

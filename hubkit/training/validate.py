@@ -94,7 +94,7 @@ def validate_fold_model(directory, tiles: Optional[str] = None, device: str = "c
         DataError: a tile set that is not there, or that holds no tile of the fold.
     """
     card, valid, root = held_out_tiles(directory, tiles)  # the card's split is checked before the weights are read
-    model, _ = load(card_file(directory), device)  # sha256-checked
+    model, _ = load(directory, device)  # sha256-checked
     torch_device = torch.device(device)
     loader = DataLoader(ValidTiles(valid, root, card.mean, card.std, card.classes), batch_size=1)
     scores = evaluate(model, loader, torch_device, autocast_dtype(torch_device), card.threshold)
