@@ -213,14 +213,20 @@ def cmd_soup(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Score fold models on their held-out fold (see hubkit.training.validate); --record keeps it on the card."""
     from hubkit.inference.config import resolve_device
-    from hubkit.training.validate import record_fold_score, validate_fold_model
+    from hubkit.training.validate import record_fold_score, validate_fold_model, validate_out_of_fold
 
     device = str(resolve_device(args.device))
-    for model in args.models:
-        score = validate_fold_model(model, args.tiles, device)
+    oof = validate_out_of_fold(args.models, args.tiles, device) if args.oof else None  # every card checked first
+    scores = oof.scores if oof else (validate_fold_model(model, args.tiles, device) for model in args.models)
+    for model, score in zip(args.models, scores):
         where = f"; recorded in {record_fold_score(model, score)}" if args.record else ""
         print(f"{model}: fold {score.fold}, {score.tiles} held-out tiles: Dice {score.dice:.4f} pooled, "
               f"{score.dice_per_tile:.4f} per tile{where}")
+    if oof:
+        missing = (f"; fold{'s' * (len(oof.missing) > 1)} {', '.join(map(str, oof.missing))} not given: "
+                   "not every tile is scored") if oof.missing else ""
+        print(f"out of fold: folds {', '.join(map(str, oof.folds))} of {oof.of}, {oof.tiles} tiles: "
+              f"Dice {oof.dice:.4f} pooled, {oof.dice_per_tile:.4f} per tile{missing}")
     return 0
 
 

@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("models", nargs="+", help="model folders (or card files) naming their fold and training config")
     p.add_argument("--tiles", help="the tile set (default: the one each card's config names)")
     p.add_argument("--record", action="store_true", help="write the score into each card as its cv_score")
+    p.add_argument("--oof", action="store_true",
+                   help="the models are one split's folds, one model each: also pool them into the out-of-fold Dice")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (bf16 autocast on CPU, fp16 on CUDA)")
 
     p = command("predict", "predict a competition folder into a submission CSV")

@@ -4,7 +4,8 @@
 `load_config` reads a `TrainConfig`; `run` trains its folds, each fold's best epoch saved as a zoo
 model with its card; a ``task: classify`` config trains a glomerulus classifier on a crop set
 (`hubkit.training.crops`, `hubkit.training.classify`); `validate_fold_model` scores a saved fold model
-on its held-out tiles as the trainer did. Importing this package imports torch and albumentations.
+on its held-out tiles as the trainer did, `validate_out_of_fold` a k-fold zoo's models on all the split's
+tiles, each tile by the model that held it out. Importing this package imports torch and albumentations.
 """
 
 from hubkit.training.config import TrainConfig, apply_overrides, load_config
@@ -17,10 +18,16 @@ from hubkit.training.prep import (
     split_fold,
     write_index,
 )
-from hubkit.training.validate import FoldScore, record_fold_score, validate_fold_model
+from hubkit.training.validate import (
+    FoldScore,
+    OutOfFold,
+    record_fold_score,
+    validate_fold_model,
+    validate_out_of_fold,
+)
 
 __all__ = [
     "TrainConfig", "load_config", "apply_overrides", "run", "train_fold", "summary_json", "prepare_tile_folder",
     "prepare_slides", "write_index", "read_index", "folds_by_group", "split_fold", "FoldScore", "validate_fold_model",
-    "record_fold_score",
+    "record_fold_score", "OutOfFold", "validate_out_of_fold",
 ]

@@ -67,7 +67,13 @@ def valid_predictions(model, loader, device, amp_dtype, threshold: float = 0.5,
 def evaluate(model, loader, device, amp_dtype, threshold: float = 0.5, ranks: Optional[Ranks] = None,
              amp: bool = True) -> dict:
     """Pooled and per-tile Dice of a model over whole validation tiles (`valid_predictions`; each
-    rank's share of them, summed over the ranks: the same numbers as one process over all tiles)."""
+    rank's share of them, summed over the ranks: the same numbers as one process over all tiles).
+
+    Returns:
+        ``dice`` (pooled over the tiles' pixels), ``dice_per_tile`` (the mean of the tiles' Dice) and the
+        counts they came from, to pool with other folds' (`hubkit.training.validate.validate_out_of_fold`):
+        ``intersection`` (pixels predicted and true), ``total`` (pixels predicted plus pixels true) and ``tiles``.
+    """
     inter = total = per_tile = tiles = 0.0
     for pred, mask in valid_predictions(model, loader, device, amp_dtype, threshold, amp):
         i, t = float((pred * mask).sum()), float(pred.sum() + mask.sum())
@@ -75,7 +81,8 @@ def evaluate(model, loader, device, amp_dtype, threshold: float = 0.5, ranks: Op
         per_tile, tiles = per_tile + dice_from_counts(i, t), tiles + 1
     model.train()
     inter, total, per_tile, tiles = (ranks or Ranks()).sum([inter, total, per_tile, tiles])
-    return {"dice": dice_from_counts(inter, total), "dice_per_tile": per_tile / max(tiles, 1)}
+    return {"dice": dice_from_counts(inter, total), "dice_per_tile": per_tile / max(tiles, 1),
+            "intersection": inter, "total": total, "tiles": int(tiles)}
 
 def _mix(image: torch.Tensor, mask: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """MixUp (blend with a shuffled batch) and CutMix (paste a box of it), each with its probability."""

@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 
 import pytest
@@ -6,9 +7,10 @@ import torch
 
 from hubkit.cli.main import main
 from hubkit.errors import CardError, DataError
+from hubkit.formats.metrics import dice_from_counts
 from hubkit.models import average_models, zoo
 from hubkit.training import TrainConfig, train_fold
-from hubkit.training.validate import held_out_tiles, record_fold_score, validate_fold_model
+from hubkit.training.validate import held_out_tiles, record_fold_score, validate_fold_model, validate_out_of_fold
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +21,14 @@ def fold_model(tiny_tiles, tmp_path_factory):
                       samples_per_epoch=8, folds=2, workers=0, strength=0.0, device="cpu", pretrained="")
     result = train_fold(cfg, fold=0, progress=False)
     return out / "t-fold0", result
+
+
+@pytest.fixture(scope="module")
+def other_fold(fold_model):
+    """Fold 1 of the same split, trained beside fold 0 (the two together score every tile once)."""
+    cfg = TrainConfig(**zoo.load(fold_model[0])[1].extra["config"])
+    train_fold(cfg, fold=1, progress=False)
+    return fold_model[0].parent / "t-fold1"
 
 
 def test_a_fold_model_scores_as_the_trainer_scored_it(fold_model):
@@ -98,3 +108,54 @@ def test_the_validate_command(fold_model, tmp_path, capsys, record):
 def test_the_validate_command_refuses_a_device_it_cannot_use(fold_model, capsys, device, message):
     assert main(["validate", str(fold_model[0]), "--device", device]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("folds, missing", [((0, 1), ()), ((1, 0), ()), ((1,), (0,))])
+def test_out_of_fold_dice_pools_each_tile_scored_by_the_model_that_held_it_out(fold_model, other_fold, tiny_tiles,
+                                                                              folds, missing):
+    from hubkit.training import read_index
+
+    folders = {0: fold_model[0], 1: other_fold}
+    oof = validate_out_of_fold([folders[k] for k in folds])
+    alone = [validate_fold_model(folders[k]) for k in folds]
+    assert oof.folds == tuple(sorted(folds)) and oof.of == 2 and oof.missing == missing
+    assert [s.fold for s in oof.scores] == list(folds) and [s.dice for s in oof.scores] == [s.dice for s in alone]
+    assert oof.tiles == sum(s.tiles for s in alone)
+    assert (oof.tiles == len(read_index(tiny_tiles)[0])) == (not missing)  # all folds: every tile, once
+    assert oof.dice == pytest.approx(dice_from_counts(sum(s.intersection for s in alone), sum(s.total for s in alone)))
+    assert min(s.dice for s in alone) <= oof.dice <= max(s.dice for s in alone) and oof.dice > 0.05
+    assert oof.dice_per_tile == pytest.approx(sum(s.dice_per_tile * s.tiles for s in alone) / oof.tiles)
+
+
+@pytest.mark.parametrize("second, damage, message", [
+    ("fold 0", None, r"t-fold0/card\.json and .*t-fold0/card\.json: both held out fold 0; give one model per fold"),
+    ("fold 1", lambda config: config.update(seed=1), r"m/card\.json: held out a fold of another split than "
+                                                     r".*t-fold0/card\.json \(seed 1 vs 0\)"),
+    ("fold 1", lambda config: config.update(folds=3), r"\(folds 3 vs 2\)"),
+    ("fold 1", lambda config: config.update(sources_valid=["vanderbilt"]),
+     r"\(validation sources \['vanderbilt'\] vs \[\]\)"),
+    ("none", None, r"no model to score"),
+])
+def test_out_of_fold_refuses_models_that_do_not_split_one_set_of_tiles(fold_model, other_fold, tmp_path, second,
+                                                                        damage, message):
+    models = {"fold 0": [fold_model[0], fold_model[0]], "fold 1": [fold_model[0], tmp_path / "m"], "none": []}[second]
+    shutil.copytree(other_fold, tmp_path / "m")
+    if damage:
+        card = json.loads((tmp_path / "m" / "card.json").read_text())
+        damage(card["extra"]["config"])
+        (tmp_path / "m" / "card.json").write_text(json.dumps(card))
+        (tmp_path / "m" / "model.safetensors").write_bytes(b"not read: the cards are checked first")
+    with pytest.raises(CardError, match=message):
+        validate_out_of_fold(models)
+
+
+@pytest.mark.parametrize("folds, last_line", [
+    ((0, 1), r"out of fold: folds 0, 1 of 2, \d+ tiles: Dice 0\.\d{4} pooled, 0\.\d{4} per tile\n"),
+    ((1,), r"out of fold: folds 1 of 2, \d+ tiles: .* per tile; fold 0 not given: not every tile is scored\n"),
+])
+def test_the_validate_command_pools_folds_with_oof(fold_model, other_fold, capsys, folds, last_line):
+    folders = {0: fold_model[0], 1: other_fold}
+    assert main(["validate", "--oof", *(str(folders[k]) for k in folds)]) == 0
+    lines = capsys.readouterr().out.splitlines(keepends=True)
+    assert [line.split(":")[0] for line in lines[:-1]] == [str(folders[k]) for k in folds]
+    assert re.fullmatch(last_line, lines[-1])
