@@ -72,7 +72,7 @@ def evaluate(model, loader, device, amp_dtype, threshold: float = 0.5, ranks: Op
     Returns:
         ``dice`` (pooled over the tiles' pixels), ``dice_per_tile`` (the mean of the tiles' Dice) and the
         counts they came from, to pool with other folds' (`hubkit.training.validate.validate_out_of_fold`):
-        ``intersection`` (pixels predicted and true), ``total`` (pixels predicted plus pixels true) and ``tiles``.
+        ``intersection`` (pixels predicted and true) and ``total`` (pixels predicted plus pixels true).
     """
     inter = total = per_tile = tiles = 0.0
     for pred, mask in valid_predictions(model, loader, device, amp_dtype, threshold, amp):
@@ -82,7 +82,7 @@ def evaluate(model, loader, device, amp_dtype, threshold: float = 0.5, ranks: Op
     model.train()
     inter, total, per_tile, tiles = (ranks or Ranks()).sum([inter, total, per_tile, tiles])
     return {"dice": dice_from_counts(inter, total), "dice_per_tile": per_tile / max(tiles, 1),
-            "intersection": inter, "total": total, "tiles": int(tiles)}
+            "intersection": inter, "total": total}
 
 def _mix(image: torch.Tensor, mask: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """MixUp (blend with a shuffled batch) and CutMix (paste a box of it), each with its probability."""

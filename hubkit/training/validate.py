@@ -25,7 +25,7 @@ from hubkit._io import atomic_write
 from hubkit.errors import CardError, DataError
 from hubkit.formats.metrics import dice_from_counts
 from hubkit.inference.config import autocast_dtype
-from hubkit.models.card import ModelCard
+from hubkit.models.card import SPLIT_KEYS, ModelCard
 from hubkit.models.zoo import card_file, load
 from hubkit.training.data import ValidTiles
 from hubkit.training.loop import evaluate
@@ -186,8 +186,8 @@ def one_split(directories: Sequence, tiles: Optional[str] = None) -> list[tuple[
     for directory, (card, _, root) in zip(directories, held):
         split = _split(card, root)
         if split != first_split:
-            differ = ", ".join(f"{name} {a!r} vs {b!r}" for name, a, b in zip(_SPLIT_KEYS, split, first_split)
-                               if a != b)
+            differ = ", ".join(f"{_KEY_NAMES.get(key, key)} {split[key]!r} vs {first_split[key]!r}"
+                               for key in split if split[key] != first_split[key])
             raise CardError(f"{card_file(directory)}: held out a fold of another split than "
                             f"{card_file(directories[0])} ({differ}); out-of-fold Dice pools the folds of one split")
         fold = card.extra["fold"]
@@ -198,13 +198,16 @@ def one_split(directories: Sequence, tiles: Optional[str] = None) -> list[tuple[
     return held
 
 
-_SPLIT_KEYS = ("tile set", "folds", "seed", "validation sources")
+#: How `one_split`'s errors name the config keys that are not plain words.
+_KEY_NAMES = {"tiles": "tile set", "sources_valid": "validation sources"}
 
 
-def _split(card: ModelCard, root: Path) -> tuple:
-    """What decides a fold's tiles (`hubkit.training.prep.split_fold`), in `_SPLIT_KEYS` order."""
+def _split(card: ModelCard, root: Path) -> dict:
+    """What decides a fold model's held-out tiles: its config's `SPLIT_KEYS` (the tile set as the folder
+    actually read, which ``--tiles`` may name) and the validation sources that filter them."""
     config = card.extra["config"]
-    return (str(Path(root).resolve()), config["folds"], config["seed"], sorted(config.get("sources_valid") or []))
+    return {**{key: config.get(key) for key in SPLIT_KEYS}, "tiles": str(Path(root).resolve()),
+            "sources_valid": sorted(config.get("sources_valid") or [])}
 
 
 def _score(directory, card: ModelCard, valid: pd.DataFrame, root: Path, device: str) -> FoldScore:
