@@ -16,7 +16,8 @@
 # checkpointed epoch and skips what finished with the same settings (only the soups are made again).
 # PYTHON names the interpreter (default python3); FOLDS the folds (default "0 1 2 3"); JOBS how many folds
 # train at once (default 4 with a CUDA device, else 1: a CPU fold holds about 6 GB and both cores).
-# It ends with the table of fold scores and the soups' out-of-fold Dice (`hubkit validate --oof`).
+# It ends with the table of fold scores, the soups' out-of-fold Dice (`hubkit validate --oof`) and the probability
+# cut that scores best out of fold (`hubkit calibrate`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: train_folds.sh OUT_DIR [KEY=VALUE ...]}
@@ -72,4 +73,6 @@ for k in folds:
 means = [sum(col) / len(rows) for col in zip(*rows)]
 print(f"{'mean':>4}  " + "  ".join(f"{m:8.4f}" for m in means))
 PY
-hk validate --oof --device auto $(for k in $FOLDS; do echo "$OUT/zoo/unet-lite0-s2-soup-fold$k"; done) | tail -n 1
+soups=$(for k in $FOLDS; do echo "$OUT/zoo/unet-lite0-s2-soup-fold$k"; done)
+hk validate --oof --device auto $soups | tail -n 1
+hk calibrate --device auto $soups | tail -n 1  # the cut that scores best out of fold, flip TTA, against the cards'

@@ -223,11 +223,46 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"{model}: fold {score.fold}, {score.tiles} held-out tiles: Dice {score.dice:.4f} pooled, "
               f"{score.dice_per_tile:.4f} per tile{where}")
     if oof:
-        missing = (f"; fold{'s' * (len(oof.missing) > 1)} {', '.join(map(str, oof.missing))} not given: "
-                   "not every tile is scored") if oof.missing else ""
         print(f"out of fold: folds {', '.join(map(str, oof.folds))} of {oof.of}, {oof.tiles} tiles: "
-              f"Dice {oof.dice:.4f} pooled, {oof.dice_per_tile:.4f} per tile{missing}")
+              f"Dice {oof.dice:.4f} pooled, {oof.dice_per_tile:.4f} per tile{_not_given(oof.missing)}")
     return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Score probability cuts out of fold (see hubkit.training.calibrate); prints a table and the best cut."""
+    from hubkit.inference.config import resolve_device
+    from hubkit.training.calibrate import calibrate_out_of_fold
+
+    result = calibrate_out_of_fold(args.models, args.thresholds, args.seeds, args.tiles, args.tta,
+                                   str(resolve_device(args.device)))
+    print(f"out of fold: folds {', '.join(map(str, result.folds))} of {result.of}, {result.tiles} tiles, "
+          f"TTA {result.tta}{_not_given(result.missing)}")
+    print(f"{'threshold':>9} {'seed cut':>8} {'Dice':>7} {'per tile':>8}"
+          + "".join(f" {f'fold {k}':>7}" for k in result.folds))
+    for cut in result.cuts:
+        mark = "  the cards'" if cut == result.cards else ""
+        print(f"{cut.threshold:>9.3g} {_seed(cut):>8} {cut.dice:>7.4f} {cut.dice_per_tile:>8.4f}"
+              + "".join(f" {d:>7.4f}" for d in cut.fold_dice) + mark)
+    best, cards = result.best, result.cards
+    flags = f"--threshold {best.threshold:g}" + (f" --seed-threshold {best.seed_threshold:g}" if best.seed_threshold
+                                                 else "")
+    if best == cards:
+        print(f"best: {flags}, the cards' own: Dice {best.dice:.4f} pooled out of fold")
+    else:
+        print(f"best: {flags}: Dice {best.dice:.4f} pooled out of fold, {best.dice - cards.dice:+.4f} over the cards' "
+              f"{cards.threshold:g}, above it on {result.wins(best)} of {len(result.folds)} folds")
+    return 0
+
+
+def _seed(cut) -> str:
+    return "-" if cut.seed_threshold is None else f"{cut.seed_threshold:g}"
+
+
+def _not_given(missing: tuple[int, ...]) -> str:
+    """The end of an out-of-fold line that names the split's folds no model was given for (empty if none)."""
+    if not missing:
+        return ""
+    return f"; fold{'s' * (len(missing) > 1)} {', '.join(map(str, missing))} not given: not every tile is scored"
 
 
 def cmd_wheelhouse(args: argparse.Namespace) -> int:
@@ -263,6 +298,7 @@ def cmd_pack_source(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "info": cmd_info, "zoo": cmd_zoo, "train": cmd_train, "soup": cmd_soup, "validate": cmd_validate,
+    "calibrate": cmd_calibrate,
     "predict": cmd_predict, "score": cmd_score,
     "analyze": cmd_analyze, "classify-glomeruli": cmd_classify_glomeruli, "wheelhouse": cmd_wheelhouse,
     "pack-zoo": cmd_pack_zoo,

@@ -14,6 +14,7 @@ from hubkit.formats.hubmap2023 import CLASS_IDS
 from hubkit.formats.registry import DEFAULT_FORMAT, FORMATS
 from hubkit.inference.config import PredictConfig
 from hubkit.inference.memory import keep_freed_memory
+from hubkit.inference.tta import tta_names
 from hubkit.kaggle.image import image_names
 from hubkit.kaggle.wheelhouse import WHEEL_SETS
 
@@ -32,6 +33,14 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
                    help="local: this process (every --devices device); dask: one task per slide on Dask workers")
     p.add_argument("--workers", type=int, help="dask: local worker processes (default: one per core)")
     p.add_argument("--scheduler", help="dask: a running scheduler's address (tcp://host:8786) instead of a local cluster")
+
+
+def _cuts(text: str) -> list:
+    """``--thresholds`` / ``--seeds``: comma-separated numbers, ``none`` for no cut."""
+    try:
+        return [None if v.strip().lower() == "none" else float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated numbers (or none)") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", action="store_true", help="write the score into each card as its cv_score")
     p.add_argument("--oof", action="store_true",
                    help="the models are one split's folds, one model each: also pool them into the out-of-fold Dice")
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (bf16 autocast on CPU, fp16 on CUDA)")
+
+    p = command("calibrate", "choose fold models' probability cut out of fold: each tile scored by the model that held "
+                             "it out, every threshold (and seed cut) on the same predictions")
+    p.add_argument("models", nargs="+", help="one split's fold models, one per fold (e.g. a k-fold zoo's folders)")
+    p.add_argument("--thresholds", type=_cuts, default=[0.3, 0.4, 0.5, 0.6],
+                   help="comma-separated outline cuts (default: 0.3,0.4,0.5,0.6; the cards' is always scored)")
+    p.add_argument("--seeds", type=_cuts, default=[None],
+                   help="comma-separated seed cuts for hysteresis, 'none' for no seed cut (default: none)")
+    p.add_argument("--tta", default=PredictConfig.tta, choices=tta_names(),
+                   help=f"test-time augmentation, as the submission runs (default: {PredictConfig.tta})")
+    p.add_argument("--tiles", help="the tile set (default: the one each card's config names)")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (bf16 autocast on CPU, fp16 on CUDA)")
 
     p = command("predict", "predict a competition folder into a submission CSV")

@@ -5,9 +5,11 @@
 model with its card; a ``task: classify`` config trains a glomerulus classifier on a crop set
 (`hubkit.training.crops`, `hubkit.training.classify`); `validate_fold_model` scores a saved fold model
 on its held-out tiles as the trainer did, `validate_out_of_fold` a k-fold zoo's models on all the split's
-tiles, each tile by the model that held it out. Importing this package imports torch and albumentations.
+tiles, each tile by the model that held it out, and `calibrate_out_of_fold` chooses their probability cuts on
+those tiles. Importing this package imports torch and albumentations.
 """
 
+from hubkit.training.calibrate import Calibration, Cut, calibrate_out_of_fold
 from hubkit.training.config import TrainConfig, apply_overrides, load_config
 from hubkit.training.loop import run, summary_json, train_fold
 from hubkit.training.prep import (
@@ -29,5 +31,5 @@ from hubkit.training.validate import (
 __all__ = [
     "TrainConfig", "load_config", "apply_overrides", "run", "train_fold", "summary_json", "prepare_tile_folder",
     "prepare_slides", "write_index", "read_index", "folds_by_group", "split_fold", "FoldScore", "validate_fold_model",
-    "record_fold_score", "OutOfFold", "validate_out_of_fold",
+    "record_fold_score", "OutOfFold", "validate_out_of_fold", "Calibration", "Cut", "calibrate_out_of_fold",
 ]

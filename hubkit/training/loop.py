@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from hubkit.errors import ConfigError, DataError
 from hubkit.formats.metrics import dice_from_counts
 from hubkit.inference.config import resolve_device
+from hubkit.inference.tta import get_tta
 from hubkit.models import zoo
 from hubkit.models.card import SPLIT_KEYS, ModelCard
 from hubkit.models.registry import create_model
@@ -41,27 +42,46 @@ from hubkit.training.prep import read_index, split_fold, tile_set_stats
 #: A segmenter's class names by head size; 2 = the 4th-place team's healthy / unhealthy glomeruli.
 CLASS_NAMES = {1: ["glomerulus"], 2: ["healthy", "unhealthy"]}
 
-__all__ = ["CLASS_NAMES", "run", "train_fold", "initial_model", "train_loader", "valid_predictions",
+__all__ = ["CLASS_NAMES", "run", "train_fold", "initial_model", "train_loader", "valid_probabilities", "valid_predictions",
            "evaluate", "checkpoint_path", "summary_json"]
+
+
+def valid_probabilities(model, loader, device, amp_dtype, amp: bool = True,
+                        tta: str = "none") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Each whole validation tile's glomerulus probability beside its truth: one forward pass per
+    transform of the TTA set, the probabilities averaged as `hubkit.inference` averages them, a
+    glomerulus any class (the largest class probability, as `predict` writes it:
+    `hubkit.formats.hubmap2021.glomerulus_probability`). The model is left in eval mode.
+
+    Yields:
+        ``(prob, mask)``: ``(n, h, w)`` float tensors on the CPU (probabilities in [0, 1], the mask 0/1),
+        the batch's padding cropped off (``n`` is the loader's batch size; hubkit's validation loaders give
+        one tile a batch).
+    """
+    transforms = get_tta(tta)
+    model.eval()
+    for image, mask, h, w in loader:
+        with torch.inference_mode():  # not held across the yield: the caller runs in its own mode
+            x, total = image.to(device, non_blocking=True), 0.0
+            for t in transforms:
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+                    logits = model(t.forward(x))
+                total = total + t.inverse(torch.sigmoid(logits.float()))
+            prob = (total / len(transforms)).amax(dim=1)[:, : int(h), : int(w)].cpu()
+        yield prob, mask
 
 
 def valid_predictions(model, loader, device, amp_dtype, threshold: float = 0.5,
                       amp: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Each whole validation tile's prediction beside its truth, as the trainer validates: one
-    forward pass, no TTA, a glomerulus any class (as `predict` writes it:
-    `hubkit.formats.hubmap2021.glomerulus_probability`). The model is left in eval mode.
+    forward pass, no TTA, cut at ``threshold`` (`valid_probabilities`). The model is left in eval mode.
 
     Yields:
         ``(pred, mask)``: ``(n, h, w)`` float 0/1 tensors on the CPU, the batch's padding cropped
         off (``n`` is the loader's batch size; hubkit's validation loaders give one tile a batch).
     """
-    model.eval()
-    for image, mask, h, w in loader:
-        with torch.inference_mode():  # not held across the yield: the caller runs in its own mode
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-                logits = model(image.to(device, non_blocking=True))
-            pred = (torch.sigmoid(logits.float()).amax(dim=1)[:, : int(h), : int(w)] > threshold).float().cpu()
-        yield pred, mask
+    for prob, mask in valid_probabilities(model, loader, device, amp_dtype, amp):
+        yield (prob > threshold).float(), mask
 
 
 def evaluate(model, loader, device, amp_dtype, threshold: float = 0.5, ranks: Optional[Ranks] = None,

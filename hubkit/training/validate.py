@@ -31,7 +31,7 @@ from hubkit.training.data import ValidTiles
 from hubkit.training.loop import evaluate
 from hubkit.training.prep import read_index, split_fold
 
-__all__ = ["FoldScore", "OutOfFold", "held_out_tiles", "one_split", "validate_fold_model", "validate_out_of_fold",
+__all__ = ["FoldScore", "OutOfFold", "held_out_tiles", "held_out_loader", "missing_folds", "one_split", "validate_fold_model", "validate_out_of_fold",
            "record_fold_score"]
 
 
@@ -79,7 +79,12 @@ class OutOfFold:
     @property
     def missing(self) -> tuple[int, ...]:
         """The split's folds no model was given for (their tiles are not in the score)."""
-        return tuple(k for k in range(self.of) if k not in self.folds)
+        return missing_folds(self.folds, self.of)
+
+
+def missing_folds(folds: Sequence[int], of: int) -> tuple[int, ...]:
+    """The folds of a split of ``of`` folds that are not in ``folds``, ascending."""
+    return tuple(k for k in range(of) if k not in folds)
 
 
 def held_out_tiles(directory, tiles: Optional[str] = None) -> tuple[ModelCard, pd.DataFrame, Path]:
@@ -210,12 +215,17 @@ def _split(card: ModelCard, root: Path) -> dict:
             "sources_valid": sorted(config.get("sources_valid") or [])}
 
 
+def held_out_loader(card: ModelCard, valid: pd.DataFrame, root: Path) -> DataLoader:
+    """The whole validation tiles `held_out_tiles` gave for a model, one a batch, normalised as its card says."""
+    return DataLoader(ValidTiles(valid, root, card.mean, card.std, card.classes), batch_size=1)
+
+
 def _score(directory, card: ModelCard, valid: pd.DataFrame, root: Path, device: str) -> FoldScore:
     """A fold model scored on the validation rows `held_out_tiles` gave for it."""
     model, _ = load(directory, device)  # sha256-checked
     torch_device = torch.device(device)
-    loader = DataLoader(ValidTiles(valid, root, card.mean, card.std, card.classes), batch_size=1)
-    scores = evaluate(model, loader, torch_device, autocast_dtype(torch_device), card.threshold)
+    scores = evaluate(model, held_out_loader(card, valid, root), torch_device, autocast_dtype(torch_device),
+                      card.threshold)
     return FoldScore(float(scores["dice"]), float(scores["dice_per_tile"]), len(valid), card.extra["fold"],
                      float(scores["intersection"]), float(scores["total"]))
 

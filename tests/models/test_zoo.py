@@ -27,6 +27,22 @@ def test_the_default_zoo_is_the_soup_of_the_starter_models_in_the_repository():
             assert torch.allclose(value, (states[0][key] + states[1][key]) / 2, rtol=2e-3, atol=1e-4), key
 
 
+def test_the_four_fold_zoo_holds_one_model_per_fold_of_the_default_zoos_split():
+    from pathlib import Path
+
+    from hubkit.models.card import SPLIT_KEYS
+
+    folds = Path(__file__).resolve().parents[2] / "models" / "folds"
+    members = zoo.load_zoo(folds).members  # sha256 checked on load
+    default = zoo.load_zoo(zoo.default_zoo_dir()).members[0].card
+    assert [m.card.extra["fold"] for m in members] == [0, 1, 2, 3]
+    splits = [{key: m.card.extra["config"][key] for key in (*SPLIT_KEYS, "sources_valid")} for m in members]
+    assert all(split == {key: default.extra["config"][key] for key in splits[0]} for split in splits)
+    assert members[3].card.sha256 == default.sha256  # fold 3's soup is the default zoo
+    assert all(m.card.cv_score > 0.88 and len(m.card.extra["soup"]) == 2 for m in members)
+    assert all(m.card.threshold == default.threshold for m in members)
+
+
 def test_save_load_round_trip_is_bit_exact(tmp_path):
     torch.manual_seed(1)
     model = create_model("FPN", "resnet18").eval()

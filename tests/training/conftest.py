@@ -4,6 +4,8 @@ import shutil
 
 import pytest
 
+from hubkit.models import zoo
+from hubkit.training import TrainConfig, train_fold
 from hubkit.training.prep import prepare_tile_folder, write_index
 
 
@@ -43,3 +45,21 @@ def tiny_crops(data_dir, tmp_path_factory):
         shutil.copy(src / "masks" / f"{crop}.png", out / "masks")
     picked.to_csv(out / "labels.csv", index=False)
     return out
+
+
+@pytest.fixture(scope="module")
+def fold_model(tiny_tiles, tmp_path_factory):
+    """A model `hubkit train` saved for fold 0 of the tiny tile set, with the scores the trainer gave it."""
+    out = tmp_path_factory.mktemp("trained")
+    cfg = TrainConfig(tiles=str(tiny_tiles), out=str(out), name="t", crop=96, batch_size=4, epochs=1,
+                      samples_per_epoch=8, folds=2, workers=0, strength=0.0, device="cpu", pretrained="")
+    result = train_fold(cfg, fold=0, progress=False)
+    return out / "t-fold0", result
+
+
+@pytest.fixture(scope="module")
+def other_fold(fold_model):
+    """Fold 1 of the same split, trained beside fold 0 (the two together score every tile once)."""
+    cfg = TrainConfig(**zoo.load(fold_model[0])[1].extra["config"])
+    train_fold(cfg, fold=1, progress=False)
+    return fold_model[0].parent / "t-fold1"

@@ -203,3 +203,35 @@ def test_a_fold_left_without_tiles_of_the_asked_sources_is_named(tiny_tiles, tmp
     with pytest.raises(DataError, match=r"0 training and \d+ validation tiles \(sources_train \['aidpath'\].*"
                                         r"the tile set's sources: vanderbilt"):
         train_fold(_tiny(tiny_tiles, tmp_path, sources_train=["aidpath"]), fold=0, progress=False)
+
+
+class _Pixelwise(torch.nn.Module):
+    """Each pixel's logit from that pixel alone: the same map under every flip and turn."""
+
+    def forward(self, x):
+        return x[:, :1] * 4
+
+
+class _Ramp(torch.nn.Module):
+    """Logits rising left to right whatever the input: a model that is not flip-equivariant."""
+
+    def forward(self, x):
+        return torch.linspace(-6, 6, x.shape[-1]).expand(x.shape[0], 1, *x.shape[-2:])
+
+
+@pytest.mark.parametrize("tta, symmetric", [("none", False), ("flip", True), ("flip2", False), ("d4", True)])
+def test_tta_probabilities_are_averaged_over_the_transforms_each_undone(tiny_tiles, tta, symmetric):
+    from hubkit.training.data import ValidTiles
+    from hubkit.training.loop import valid_probabilities
+
+    index, root = read_index(tiny_tiles)
+    loader = torch.utils.data.DataLoader(ValidTiles(index.iloc[:2], root, (0.5,) * 3, (0.5,) * 3), 1)
+
+    def probs(model, tta):
+        return [p for p, _ in valid_probabilities(model, loader, torch.device("cpu"), torch.bfloat16, False, tta)]
+
+    for plain, averaged in zip(probs(_Pixelwise(), "none"), probs(_Pixelwise(), tta), strict=True):
+        assert torch.allclose(plain, averaged, atol=1e-6)  # every transform undone exactly
+    for prob in probs(_Ramp(), tta):  # the left-right flip's inverse mirrors the ramp; averaged, it is symmetric
+        assert torch.allclose(prob, prob.flip(-1), atol=1e-6) == symmetric
+        assert ((prob >= 0) & (prob <= 1)).all()

@@ -9,26 +9,7 @@ from hubkit.cli.main import main
 from hubkit.errors import CardError, DataError
 from hubkit.formats.metrics import dice_from_counts
 from hubkit.models import average_models, zoo
-from hubkit.training import TrainConfig, train_fold
 from hubkit.training.validate import held_out_tiles, record_fold_score, validate_fold_model, validate_out_of_fold
-
-
-@pytest.fixture(scope="module")
-def fold_model(tiny_tiles, tmp_path_factory):
-    """A model `hubkit train` saved for fold 0 of the tiny tile set, with the scores the trainer gave it."""
-    out = tmp_path_factory.mktemp("trained")
-    cfg = TrainConfig(tiles=str(tiny_tiles), out=str(out), name="t", crop=96, batch_size=4, epochs=1,
-                      samples_per_epoch=8, folds=2, workers=0, strength=0.0, device="cpu", pretrained="")
-    result = train_fold(cfg, fold=0, progress=False)
-    return out / "t-fold0", result
-
-
-@pytest.fixture(scope="module")
-def other_fold(fold_model):
-    """Fold 1 of the same split, trained beside fold 0 (the two together score every tile once)."""
-    cfg = TrainConfig(**zoo.load(fold_model[0])[1].extra["config"])
-    train_fold(cfg, fold=1, progress=False)
-    return fold_model[0].parent / "t-fold1"
 
 
 def test_a_fold_model_scores_as_the_trainer_scored_it(fold_model):
