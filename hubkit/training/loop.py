@@ -42,8 +42,8 @@ from hubkit.training.prep import read_index, split_fold, tile_set_stats
 #: A segmenter's class names by head size; 2 = the 4th-place team's healthy / unhealthy glomeruli.
 CLASS_NAMES = {1: ["glomerulus"], 2: ["healthy", "unhealthy"]}
 
-__all__ = ["CLASS_NAMES", "run", "train_fold", "initial_model", "train_loader", "valid_probabilities", "valid_predictions",
-           "evaluate", "checkpoint_path", "summary_json"]
+__all__ = ["CLASS_NAMES", "run", "train_fold", "initial_model", "train_loader", "valid_probabilities",
+           "valid_predictions", "evaluate", "checkpoint_path", "summary_json"]
 
 
 def valid_probabilities(model, loader, device, amp_dtype, amp: bool = True,

@@ -31,8 +31,8 @@ from hubkit.training.data import ValidTiles
 from hubkit.training.loop import evaluate
 from hubkit.training.prep import read_index, split_fold
 
-__all__ = ["FoldScore", "OutOfFold", "held_out_tiles", "held_out_loader", "missing_folds", "one_split", "validate_fold_model", "validate_out_of_fold",
-           "record_fold_score"]
+__all__ = ["FoldScore", "OutOfFold", "held_out_tiles", "held_out_loader", "missing_folds", "one_split",
+           "validate_fold_model", "validate_out_of_fold", "record_fold_score"]
 
 
 @dataclass(frozen=True)
