@@ -213,12 +213,13 @@ def cmd_soup(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Score fold models on their held-out fold (see hubkit.training.validate); --record keeps it on the card."""
     from hubkit.inference.config import resolve_device
+    from hubkit.models.zoo import model_cards
     from hubkit.training.validate import record_fold_score, validate_fold_model, validate_out_of_fold
 
-    device = str(resolve_device(args.device))
-    oof = validate_out_of_fold(args.models, args.tiles, device) if args.oof else None  # every card checked first
-    scores = oof.scores if oof else (validate_fold_model(model, args.tiles, device) for model in args.models)
-    for model, score in zip(args.models, scores):
+    device, models = str(resolve_device(args.device)), model_cards(args.models)
+    oof = validate_out_of_fold(models, args.tiles, device) if args.oof else None  # every card checked first
+    scores = oof.scores if oof else (validate_fold_model(model, args.tiles, device) for model in models)
+    for model, score in zip(models, scores):
         where = f"; recorded in {record_fold_score(model, score)}" if args.record else ""
         print(f"{model}: fold {score.fold}, {score.tiles} held-out tiles: Dice {score.dice:.4f} pooled, "
               f"{score.dice_per_tile:.4f} per tile{where}")
@@ -231,9 +232,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Score probability cuts out of fold (see hubkit.training.calibrate); prints a table and the best cut."""
     from hubkit.inference.config import resolve_device
+    from hubkit.models.zoo import model_cards
     from hubkit.training.calibrate import calibrate_out_of_fold
 
-    result = calibrate_out_of_fold(args.models, args.thresholds, args.seeds, args.tiles, args.tta,
+    result = calibrate_out_of_fold(model_cards(args.models), args.thresholds, args.seeds, args.tiles, args.tta,
                                    str(resolve_device(args.device)))
     print(f"out of fold: folds {', '.join(map(str, result.folds))} of {result.of}, {result.tiles} tiles, "
           f"TTA {result.tta}{_not_given(result.missing)}")

@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notes", default="", help="the card's notes (default: its parents, names and weights)")
 
     p = command("validate", "score saved fold models on their held-out fold, as the trainer did (the card's CV Dice)")
-    p.add_argument("models", nargs="+", help="model folders (or card files) naming their fold and training config")
+    p.add_argument("models", nargs="+", help="model folders (or card files) naming their fold and training config, "
+                                             "or zoo folders (each model under it)")
     p.add_argument("--tiles", help="the tile set (default: the one each card's config names)")
     p.add_argument("--record", action="store_true", help="write the score into each card as its cv_score")
     p.add_argument("--oof", action="store_true",
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("calibrate", "choose fold models' probability cut out of fold: each tile scored by the model that held "
                              "it out, every threshold (and seed cut) on the same predictions")
-    p.add_argument("models", nargs="+", help="one split's fold models, one per fold (e.g. a k-fold zoo's folders)")
+    p.add_argument("models", nargs="+", help="one split's fold models, one per fold: model folders or a k-fold zoo")
     p.add_argument("--thresholds", type=_cuts, default=[0.3, 0.4, 0.5, 0.6],
                    help="comma-separated outline cuts (default: 0.3,0.4,0.5,0.6; the cards' is always scored)")
     p.add_argument("--seeds", type=_cuts, default=[None],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -24,8 +24,8 @@ from hubkit.models.card import CARD_FILE, FLAT_CARD_SUFFIX, ModelCard
 from hubkit.models.ensemble import Ensemble
 from hubkit.models.registry import create_model
 
-__all__ = ["save", "load", "card_file", "is_card_file", "find_cards", "walk_once", "card_kinds", "choose_cards", "load_zoo",
-           "ZooSource", "default_zoo_dir"]
+__all__ = ["save", "load", "card_file", "is_card_file", "find_cards", "walk_once", "card_kinds", "choose_cards",
+           "model_cards", "load_zoo", "ZooSource", "default_zoo_dir"]
 
 
 def save(model: torch.nn.Module, card: ModelCard, directory, dtype: str = "float32") -> Path:
@@ -168,6 +168,20 @@ def choose_cards(root, names: Optional[list[str]] = None, kind: str = "segmenter
     if absent:
         raise CardError(f"{root}: no {kind} models named {absent}; found {sorted(by_name)}")
     return [by_name[n] for n in names]
+
+
+def model_cards(paths: Sequence, kind: str = "segmenter") -> list[Path]:
+    """Models named by paths that may be zoos: a model folder or a card file stands for itself, a folder with no
+    card of its own for the models of ``kind`` under it (`choose_cards`: by card name), in the order given.
+
+    Raises:
+        CardError: a zoo folder with no model of ``kind`` (see `choose_cards`).
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        own = path.is_file() or (path / CARD_FILE).is_file() or not path.is_dir()  # not there: its load says so
+        found += [path] if own else choose_cards(path, kind=kind)
+    return found
 
 
 def load_zoo(root, names: Optional[list[str]] = None, device: str = "cpu") -> Ensemble:

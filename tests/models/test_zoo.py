@@ -135,3 +135,22 @@ def test_the_mit_package_ships_no_weights_under_other_terms():
 
     cards = zoo.find_cards(zoo.default_zoo_dir())
     assert cards and all(ModelCard.read(p).licence == "" for p in cards)  # "" = hubkit's MIT
+
+
+@pytest.mark.parametrize("given, expected", [
+    (["zoo/b", "zoo/a"], ["zoo/b", "zoo/a"]),  # model folders stand for themselves, in the order given
+    (["zoo/a/card.json"], ["zoo/a/card.json"]),  # so do card files
+    (["zoo"], ["zoo/a/card.json", "zoo/b/card.json", "zoo/deep/c/card.json"]),  # a zoo: its models, by name
+    (["zoo/b", "zoo/deep"], ["zoo/b", "zoo/deep/c/card.json"]),
+    (["absent"], ["absent"]),  # left for loading to name
+])
+def test_model_cards_expand_zoo_folders_into_their_models(tmp_path, given, expected):
+    for name, where in (("a", "zoo/a"), ("b", "zoo/b"), ("c", "zoo/deep/c")):
+        zoo.save(create_model("Unet", "resnet18"), tiny_card(name=name), tmp_path / where)
+    assert zoo.model_cards([tmp_path / g for g in given]) == [tmp_path / e for e in expected]
+
+
+def test_a_folder_with_no_model_is_refused_by_name(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CardError, match=r"empty: no model card \(card.json or \*.card.json\) found"):
+        zoo.model_cards([tmp_path / "empty"])

@@ -140,3 +140,12 @@ def test_the_validate_command_pools_folds_with_oof(fold_model, other_fold, capsy
     lines = capsys.readouterr().out.splitlines(keepends=True)
     assert [line.split(":")[0] for line in lines[:-1]] == [str(folders[k]) for k in folds]
     assert re.fullmatch(last_line, lines[-1])
+
+
+def test_a_k_fold_zoo_folder_stands_for_its_fold_models(fold_model, other_fold, capsys):
+    assert main(["validate", "--oof", str(fold_model[0]), str(other_fold)]) == 0
+    by_folder = capsys.readouterr().out.splitlines()
+    assert main(["validate", "--oof", str(fold_model[0].parent)]) == 0  # t-fold0 and t-fold1 are under it
+    by_zoo = capsys.readouterr().out.splitlines()
+    assert by_zoo[-1] == by_folder[-1] and by_zoo[-1].startswith("out of fold: folds 0, 1 of 2")
+    assert [line.split(":")[0] for line in by_zoo[:-1]] == [str(f / "card.json") for f in (fold_model[0], other_fold)]
