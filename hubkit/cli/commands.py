@@ -239,11 +239,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                                    str(resolve_device(args.device)))
     print(f"out of fold: folds {', '.join(map(str, result.folds))} of {result.of}, {result.tiles} tiles, "
           f"TTA {result.tta}{_not_given(result.missing)}")
-    print(f"{'threshold':>9} {'seed cut':>8} {'Dice':>7} {'per tile':>8}"
+    print(f"{'threshold':>9} {'seed cut':>8} {'Dice':>7} {'per tile':>8} {'F1':>6}"
           + "".join(f" {f'fold {k}':>7}" for k in result.folds))
     for cut in result.cuts:
         mark = "  the cards'" if cut == result.cards else ""
-        print(f"{cut.threshold:>9.3g} {_seed(cut):>8} {cut.dice:>7.4f} {cut.dice_per_tile:>8.4f}"
+        print(f"{cut.threshold:>9.3g} {_seed(cut):>8} {cut.dice:>7.4f} {cut.dice_per_tile:>8.4f} {cut.f1:>6.3f}"
               + "".join(f" {d:>7.4f}" for d in cut.fold_dice) + mark)
     best, cards = result.best, result.cards
     flags = f"--threshold {best.threshold:g}" + (f" --seed-threshold {best.seed_threshold:g}" if best.seed_threshold

@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from hubkit.analysis.glomeruli import Detection, detection_metrics
 from hubkit.errors import ConfigError
 from hubkit.formats.metrics import dice_from_counts
 from hubkit.formats.rle import decode, encode
@@ -44,6 +45,8 @@ class Cut:
         seed_threshold: masks with no pixel above it are dropped (``predict --seed-threshold``); None = off.
         dice: pooled over every scored tile's pixels.
         dice_per_tile: the mean of the tiles' Dice.
+        f1: glomerulus-level F1 at IoU 0.5 (`hubkit.analysis.detection_metrics`), from the tiles' summed TP / FP /
+            FN (glomeruli cut by a tile's edge count as they are seen).
         fold_dice: each fold's pooled Dice, in the order of `Calibration.folds` (a cut worth taking wins on most).
     """
 
@@ -51,6 +54,7 @@ class Cut:
     seed_threshold: Optional[float]
     dice: float
     dice_per_tile: float
+    f1: float
     fold_dice: tuple[float, ...]
 
 
@@ -131,7 +135,7 @@ def calibrate_out_of_fold(directories: Sequence, thresholds: Sequence[float] = (
         device: where to run the models (bf16 autocast on CPU, fp16 on CUDA).
 
     Returns:
-        Every cut's pooled, per-tile and per-fold Dice.
+        Every cut's pooled, per-tile and per-fold Dice, and its glomerulus F1.
 
     Raises:
         ConfigError: a cut that is not a number in (0, 1), no thresholds or seeds, or an unknown TTA (lists them).
@@ -143,7 +147,7 @@ def calibrate_out_of_fold(directories: Sequence, thresholds: Sequence[float] = (
     pairs = _pairs([*_checked(thresholds, "thresholds"), cards_threshold], _checked(seeds, "seeds", none=True))
     folds = sorted(card.extra["fold"] for card, _, _ in held)
     inter, total = np.zeros((len(pairs), len(folds))), np.zeros((len(pairs), len(folds)))
-    per_tile, count = np.zeros(len(pairs)), 0
+    per_tile, found, count = np.zeros(len(pairs)), np.zeros((len(pairs), 3), int), 0  # found: TP, FP, FN
     torch_device = torch.device(device)
     for directory, (card, valid, root) in zip(directories, held):
         model, _ = load(directory, device)  # sha256-checked
@@ -156,11 +160,15 @@ def calibrate_out_of_fold(directories: Sequence, thresholds: Sequence[float] = (
                 i, t = float((pred & truth).sum()), float(pred.sum() + truth.sum())
                 inter[j, k], total[j, k] = inter[j, k] + i, total[j, k] + t
                 per_tile[j] += dice_from_counts(i, t)
+                detection = detection_metrics(pred, truth)
+                found[j] += (detection.tp, detection.fp, detection.fn)
             count += 1
-    cuts = tuple(Cut(threshold, seed, dice_from_counts(inter[j].sum(), total[j].sum()), float(per_tile[j] / count),
-                     tuple(dice_from_counts(a, b) for a, b in zip(inter[j], total[j])))
-                 for j, (threshold, seed) in enumerate(pairs))
-    return Calibration(cuts, cards_threshold, count, tuple(folds), held[0][0].extra["config"]["folds"], tta)
+    cuts = []
+    for j, (threshold, seed) in enumerate(pairs):
+        dice = dice_from_counts(inter[j].sum(), total[j].sum())
+        cuts.append(Cut(threshold, seed, dice, float(per_tile[j] / count), Detection(*map(int, found[j]), dice).f1,
+                        tuple(dice_from_counts(a, b) for a, b in zip(inter[j], total[j]))))
+    return Calibration(tuple(cuts), cards_threshold, count, tuple(folds), held[0][0].extra["config"]["folds"], tta)
 
 
 def _checked(values: Sequence, what: str, none: bool = False) -> list:

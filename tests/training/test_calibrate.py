@@ -2,11 +2,15 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
+from hubkit.analysis.glomeruli import Detection, detection_metrics
 from hubkit.cli.main import main
 from hubkit.errors import ConfigError
+from hubkit.models import zoo
 from hubkit.training.calibrate import calibrate_out_of_fold, cut_mask
-from hubkit.training.validate import validate_out_of_fold
+from hubkit.training.loop import valid_predictions
+from hubkit.training.validate import held_out_loader, held_out_tiles, validate_out_of_fold
 
 #: Three masks at 0.6 on a (12, 12) map: one with a 0.95 centre, one touching its corner (so 8-connected to it),
 #: one apart.
@@ -40,6 +44,15 @@ def test_at_the_cards_threshold_the_calibration_is_the_out_of_fold_dice(fold_mod
     assert calibration.cards.dice_per_tile == pytest.approx(oof.dice_per_tile, abs=1e-9)
     assert calibration.cards.fold_dice == pytest.approx([score.dice for score in oof.scores], abs=1e-9)
     assert calibration.best.dice == max(c.dice for c in calibration.cuts) and calibration.wins(calibration.cards) == 0
+    counts = np.zeros(3, int)  # the glomeruli found, missed and extra, counted tile by tile as the trainer predicts
+    for folder in folders:
+        card, valid, root = held_out_tiles(folder)
+        model = zoo.load(folder)[0]
+        for pred, mask in valid_predictions(model, held_out_loader(card, valid, root), torch.device("cpu"),
+                                            torch.bfloat16, card.threshold):
+            found = detection_metrics(pred[0].numpy() > 0, mask[0].numpy() > 0)
+            counts += (found.tp, found.fp, found.fn)
+    assert calibration.cards.f1 == pytest.approx(Detection(*map(int, counts), 0.0).f1)
 
 
 @pytest.mark.parametrize("thresholds, seeds, pairs", [
@@ -73,11 +86,11 @@ def test_cuts_that_are_not_probabilities_are_refused(fold_model, thresholds, see
 @pytest.mark.parametrize("args, code, pattern", [
     (["--thresholds", "0.4,0.5", "--seeds", "none,0.9", "--tta", "none"], 0,
      r"out of fold: folds 0, 1 of 2, \d+ tiles, TTA none\n"
-     r" *threshold +seed cut +Dice +per tile +fold 0 +fold 1\n"
-     r" *0\.4 +- +(0\.\d{4} +){3}0\.\d{4}\n"
-     r" *0\.4 +0\.9 +(0\.\d{4} +){3}0\.\d{4}\n"
-     r" *0\.5 +- +(0\.\d{4} +){3}0\.\d{4}  the cards'\n"
-     r" *0\.5 +0\.9 +(0\.\d{4} +){3}0\.\d{4}\n"
+     r" *threshold +seed cut +Dice +per tile +F1 +fold 0 +fold 1\n"
+     r" *0\.4 +- +(0\.\d{4} +){2}[01]\.\d{3} +0\.\d{4} +0\.\d{4}\n"
+     r" *0\.4 +0\.9 +(0\.\d{4} +){2}[01]\.\d{3} +0\.\d{4} +0\.\d{4}\n"
+     r" *0\.5 +- +(0\.\d{4} +){2}[01]\.\d{3} +0\.\d{4} +0\.\d{4}  the cards'\n"
+     r" *0\.5 +0\.9 +(0\.\d{4} +){2}[01]\.\d{3} +0\.\d{4} +0\.\d{4}\n"
      r"best: (--threshold 0\.5, the cards' own: Dice 0\.\d{4} pooled out of fold|--threshold 0\.[45]"
      r"( --seed-threshold 0\.9)?: Dice 0\.\d{4} pooled out of fold, \+0\.\d{4} over the cards' 0\.5, above it on "
      r"[0-2] of 2 folds)\n"),
