@@ -44,7 +44,7 @@ def test_at_the_cards_threshold_the_calibration_is_the_out_of_fold_dice(fold_mod
     assert calibration.cards.dice_per_tile == pytest.approx(oof.dice_per_tile, abs=1e-9)
     assert calibration.cards.fold_dice == pytest.approx([score.dice for score in oof.scores], abs=1e-9)
     assert calibration.best.dice == max(c.dice for c in calibration.cuts) and calibration.wins(calibration.cards) == 0
-    counts = np.zeros(3, int)  # the glomeruli found, missed and extra, counted tile by tile as the trainer predicts
+    counts = np.zeros(3, int)  # the glomeruli found, extra and missed, counted tile by tile as the trainer predicts
     for folder in folders:
         card, valid, root = held_out_tiles(folder)
         model = zoo.load(folder)[0]
