@@ -49,15 +49,13 @@ def main() -> None:
 
     import numpy as np
     import torch
-    from torch.utils.data import DataLoader
 
     from hubkit.analysis import dice_breakdown
     from hubkit.errors import HubkitError
     from hubkit.models import zoo
-    from hubkit.training.data import ValidTiles
     from hubkit.training.loop import valid_predictions
     from hubkit.training.prep import read_index, split_fold
-    from hubkit.training.validate import one_split
+    from hubkit.training.validate import held_out_loader, one_split
 
     if args.oof:
         try:
@@ -65,10 +63,9 @@ def main() -> None:
         except HubkitError as e:
             raise SystemExit(f"--oof: {e}") from None
 
-    def score(model, tiles, threshold):
+    def score(model, loader, threshold):
         parts = [dice_breakdown(pred[0].numpy(), mask[0].numpy())  # as the trainer validates: whole tiles, no TTA
-                 for pred, mask in valid_predictions(model, DataLoader(tiles, 1), torch.device("cpu"),
-                                                     torch.bfloat16, threshold)]
+                 for pred, mask in valid_predictions(model, loader, torch.device("cpu"), torch.bfloat16, threshold)]
         return sum(parts[1:], parts[0]), float(np.mean([b.dice for b in parts]))
 
     base, pooled_by_source = {}, {}
@@ -85,12 +82,11 @@ def main() -> None:
         sets += [(source, "all (unseen)", index[index["source"] == source])
                  for source in sorted(index["source"].unique()) if source not in trained_on.split(",")]
         for source, which, rows in sets:
-            tiles = ValidTiles(rows, root, card.mean, card.std, card.classes)
-            pooled, per_tile = score(model, tiles, card.threshold)
+            pooled, per_tile = score(model, held_out_loader(card, rows, root), card.threshold)
             ratio = pooled.dice / base.setdefault(tuple(rows["image"]), pooled.dice)  # the same tiles
-            row(card.name, trained_on, f"{source}, {which}", len(tiles), pooled, per_tile, f"{ratio:>7.3f}")
+            row(card.name, trained_on, f"{source}, {which}", len(rows), pooled, per_tile, f"{ratio:>7.3f}")
             if which == "held-out fold":
-                pooled_by_source.setdefault(source, []).append((pooled, per_tile, len(tiles)))
+                pooled_by_source.setdefault(source, []).append((pooled, per_tile, len(rows)))
     for source, folds in sorted(pooled_by_source.items()) if args.oof else ():
         count = sum(n for *_, n in folds)
         row(f"out of fold ({len(folds)} models)", "", f"{source}, held-out folds", count,

@@ -17,8 +17,8 @@ from skimage.measure import label, regionprops
 from hubkit.errors import DataError, ModelOutputError
 from hubkit.formats.metrics import dice_from_counts, mask_dice
 
-__all__ = ["components", "glomeruli", "match", "match_labels", "Detection", "detection_metrics", "DiceBreakdown",
-           "dice_breakdown"]
+__all__ = ["components", "glomeruli", "match", "match_labels", "Detection", "detection_metrics", "detection_counts",
+           "DiceBreakdown", "dice_breakdown"]
 
 
 def glomeruli(
@@ -157,11 +157,16 @@ class Detection:
 
 def detection_metrics(prediction: np.ndarray, truth: np.ndarray, iou_threshold: float = 0.5) -> Detection:
     """TP / FP / FN glomeruli at an IoU threshold, with the pixel Dice beside them."""
-    pred_labels, true_labels = components(prediction), components(truth)
-    pairs = match_labels(pred_labels, true_labels, iou_threshold)
-    n_pred, n_true = int(pred_labels.max()), int(true_labels.max())
-    tp = len(pairs)
-    return Detection(tp=tp, fp=n_pred - tp, fn=n_true - tp, dice=mask_dice(prediction, truth))
+    tp, fp, fn = detection_counts(components(prediction), components(truth), iou_threshold)
+    return Detection(tp=tp, fp=fp, fn=fn, dice=mask_dice(prediction, truth))
+
+
+def detection_counts(pred_labels: np.ndarray, true_labels: np.ndarray,
+                     iou_threshold: float = 0.5) -> tuple[int, int, int]:
+    """`detection_metrics`' TP, FP and FN on already numbered components (from `components`), for callers
+    that score many predictions against one truth and number its glomeruli once."""
+    tp = len(match_labels(pred_labels, true_labels, iou_threshold))
+    return tp, int(pred_labels.max()) - tp, int(true_labels.max()) - tp
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from hubkit.analysis.glomeruli import Detection, detection_metrics
+from hubkit.analysis.glomeruli import Detection, components, detection_counts
 from hubkit.errors import ConfigError
 from hubkit.formats.metrics import dice_from_counts
 from hubkit.formats.rle import decode, encode
@@ -45,7 +45,7 @@ class Cut:
         seed_threshold: masks with no pixel above it are dropped (``predict --seed-threshold``); None = off.
         dice: pooled over every scored tile's pixels.
         dice_per_tile: the mean of the tiles' Dice.
-        f1: glomerulus-level F1 at IoU 0.5 (`hubkit.analysis.detection_metrics`), from the tiles' summed TP / FP /
+        f1: glomerulus-level F1 at IoU 0.5 (`hubkit.analysis.glomeruli.detection_counts`), from the tiles' summed TP / FP /
             FN (glomeruli cut by a tile's edge count as they are seen).
         fold_dice: each fold's pooled Dice, in the order of `Calibration.folds` (a cut worth taking wins on most).
     """
@@ -155,13 +155,13 @@ def calibrate_out_of_fold(directories: Sequence, thresholds: Sequence[float] = (
         for prob, truth in valid_probabilities(model, held_out_loader(card, valid, root), torch_device,
                                                autocast_dtype(torch_device), tta=tta):
             prob, truth = prob[0].numpy(), truth[0].numpy() > 0
+            true_labels = components(truth)  # numbered once, matched against every cut
             for j, (threshold, seed) in enumerate(pairs):
                 pred = cut_mask(prob, threshold, seed)
                 i, t = float((pred & truth).sum()), float(pred.sum() + truth.sum())
                 inter[j, k], total[j, k] = inter[j, k] + i, total[j, k] + t
                 per_tile[j] += dice_from_counts(i, t)
-                detection = detection_metrics(pred, truth)
-                found[j] += (detection.tp, detection.fp, detection.fn)
+                found[j] += detection_counts(components(pred), true_labels)
             count += 1
     cuts = []
     for j, (threshold, seed) in enumerate(pairs):

@@ -216,7 +216,8 @@ def _split(card: ModelCard, root: Path) -> dict:
 
 
 def held_out_loader(card: ModelCard, valid: pd.DataFrame, root: Path) -> DataLoader:
-    """The whole validation tiles `held_out_tiles` gave for a model, one a batch, normalised as its card says."""
+    """Whole tiles of a tile set (``valid``: rows of its index, e.g. those `held_out_tiles` gave for a model),
+    one a batch, normalised as the model's card says."""
     return DataLoader(ValidTiles(valid, root, card.mean, card.std, card.classes), batch_size=1)
 
 

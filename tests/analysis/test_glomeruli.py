@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hubkit.analysis.glomeruli import detection_metrics, dice_breakdown, glomeruli, match
+from hubkit.analysis.glomeruli import components, detection_counts, detection_metrics, dice_breakdown, glomeruli, match
 from hubkit.annotations import load_features, rasterize
 from hubkit.errors import DataError
 from hubkit.formats.metrics import dice_from_counts, mask_dice
@@ -59,6 +59,7 @@ def test_detection_counts(threshold, tp, fp, fn):
     pred[40:45, 30:35] = 1  # D: nothing there
     d = detection_metrics(pred, truth, threshold)
     assert (d.tp, d.fp, d.fn) == (tp, fp, fn)
+    assert detection_counts(components(pred), components(truth), threshold) == (tp, fp, fn)  # on numbered glomeruli
     assert d.detection_score == pytest.approx(tp / (tp + fp + fn))
     assert d.precision == pytest.approx(tp / (tp + fp)) and d.recall == pytest.approx(tp / (tp + fn))
 
