@@ -66,6 +66,45 @@ def test_parts_made_here_merge_back_there_and_a_lost_part_is_named(tmp_path, cap
         device_parts.merge(there)
 
 
+def _repo(root: Path, sizes: dict) -> None:
+    """A git repository at ``root`` with ``sizes``' files committed."""
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    _tree(root, sizes)
+    subprocess.run(["git", "add", "."], cwd=root, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "t"],
+                   cwd=root, check=True)
+
+
+@pytest.mark.parametrize("park, travelling", [
+    ([], 1000 + 300 + 200),
+    (["models"], 1000),  # both folders of models/ stay behind
+    (["models/folds"], 1000 + 200),
+    (["models/folds/", "models/folds"], 1000 + 200),  # one path, however written, parks once
+])
+def test_parked_folders_stay_behind_and_come_back(tmp_path, park, travelling):
+    """The repository-only models (68 MB) do not fit a device call beside the tiles: parked, they do not
+    travel, their files stay, and unparking leaves git's index and exclude file as they were."""
+    _repo(tmp_path, {"hubkit/a.py": 1000, "models/folds/w": 300, "models/starter/w": 200})
+    exclude = tmp_path / ".git" / "info" / "exclude"
+    before = exclude.read_text()
+    device_parts.park(tmp_path, park)
+    device_parts.park(tmp_path, park)  # a second run of the same command changes nothing
+    assert device_parts.travelling_bytes(tmp_path) == travelling
+    assert all((tmp_path / name).is_file() for name in ("models/folds/w", "models/starter/w"))
+    assert device_parts.unpark(tmp_path) == list(dict.fromkeys(path.strip("/") for path in park))
+    assert device_parts.travelling_bytes(tmp_path) == 1500
+    assert exclude.read_text() == before
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=tmp_path, capture_output=True, text=True)
+    assert status.stdout == ""
+
+
+def test_only_tracked_paths_are_parked(tmp_path):
+    _repo(tmp_path, {"hubkit/a.py": 10})
+    with pytest.raises(SystemExit, match="nothere: git tracks no file there"):
+        device_parts.park(tmp_path, ["nothere"])
+    assert device_parts.parked(tmp_path) == []
+
+
 def test_training_needs_none_of_the_packages_the_device_wheels_leave_out():
     """train_folds.sh runs `hubkit train / soup / validate` on the device with device-wheels.txt, which
     leaves out rasterio (39 MB with GDAL), imagecodecs and dask: importing what those commands run must
