@@ -42,6 +42,7 @@ def starter_rows(tmp_path_factory):
     "hubkit/models/builtin/unet-lite0-s2-soup/card.json",  # the default zoo
     "models/starter/unet-lite0-s2/card.json",  # its parents
     "models/starter/unet-lite0-s2-stain/card.json",
+    "models/lite2/unet-lite2-s2-soup/card.json",  # another encoder, the same fold
 ])
 def test_the_held_out_range_is_the_shipped_models_validation_fold(starter_rows, card_file):
     """STARTER_HELD_OUT must name exactly the Vanderbilt tiles a shipped model validated on, rebuilt
