@@ -63,7 +63,8 @@ def park(root: Path, paths: list[str]) -> None:
     Raises:
         SystemExit: a path that git does not track.
     """
-    paths = [path for path in dict.fromkeys(p.strip("/") for p in paths) if path not in parked(root)]
+    already = parked(root)
+    paths = [path for path in dict.fromkeys(p.strip("/") for p in paths) if path not in already]
     for path in paths:
         if not _git(root, "ls-files", "--", path).strip():
             sys.exit(f"{path}: git tracks no file there; only tracked paths are parked")
@@ -144,8 +145,8 @@ def make(root: Path, paths: list[str], budget_mib: float, margin_mib: float) -> 
     manifest = {"parts": [{"name": f"part{k}", "files": [name for name, _ in files]}
                           for k, files in enumerate(bins, start=1)]}
     (root / MANIFEST).write_text(json.dumps(manifest, indent=1))
-    if parked(root):
-        print(f"parked (not travelling; --unpark after the calls): {', '.join(parked(root))}")
+    if away := parked(root):
+        print(f"parked (not travelling; --unpark after the calls): {', '.join(away)}")
     print(f"checkout {checkout / 2**20:.1f} MiB a call; {len(bins)} part(s) of at most {capacity / 2**20:.1f} MiB:")
     for k, files in enumerate(bins, start=1):
         extra = f', "{MANIFEST}"' if k == len(bins) else ""
