@@ -27,18 +27,23 @@ def test_the_default_zoo_is_the_soup_of_the_starter_models_in_the_repository():
             assert torch.allclose(value, (states[0][key] + states[1][key]) / 2, rtol=2e-3, atol=1e-4), key
 
 
-def test_the_four_fold_zoo_holds_one_model_per_fold_of_the_default_zoos_split():
+@pytest.mark.parametrize("folder, folds, fold3_twin", [
+    ("models/folds", [0, 1, 2, 3], "hubkit/models/builtin/unet-lite0-s2-soup"),  # fold 3's soup is the default zoo
+    ("models/lite2-folds", [0, 3], "models/lite2/unet-lite2-s2-soup"),  # the larger encoder's folds so far
+])
+def test_a_fold_zoo_holds_one_soup_per_fold_of_the_default_zoos_split(folder, folds, fold3_twin):
     from pathlib import Path
 
     from hubkit.models.card import SPLIT_KEYS
 
-    folds = Path(__file__).resolve().parents[2] / "models" / "folds"
-    members = zoo.load_zoo(folds).members  # sha256 checked on load
+    repo = Path(__file__).resolve().parents[2]
+    members = zoo.load_zoo(repo / folder).members  # sha256 checked on load
     default = zoo.load_zoo(zoo.default_zoo_dir()).members[0].card
-    assert [m.card.extra["fold"] for m in members] == [0, 1, 2, 3]
+    assert [m.card.extra["fold"] for m in members] == folds
     splits = [{key: m.card.extra["config"][key] for key in (*SPLIT_KEYS, "sources_valid")} for m in members]
     assert all(split == {key: default.extra["config"][key] for key in splits[0]} for split in splits)
-    assert members[3].card.sha256 == default.sha256  # fold 3's soup is the default zoo
+    assert members[-1].card.sha256 == zoo.load_zoo(repo / fold3_twin).members[0].card.sha256
+    assert len({m.card.encoder for m in members}) == 1
     assert all(m.card.cv_score > 0.88 and len(m.card.extra["soup"]) == 2 for m in members)
     assert all(m.card.threshold == default.threshold for m in members)
 
