@@ -21,6 +21,12 @@ none missed and none extra.
     python bench/bench_stain.py --zoo out/zoo --tiles 16 --levels 0,0.1,0.3
     python bench/bench_stain.py --zoo out/fold3-models --subsets --tta flip --levels 0,0.1,0.2
     python bench/bench_stain.py --zoo out/fold0-models --fold-of out/fold0-models/starter --subsets
+    python bench/bench_stain.py --zoo out/fold0-models --fold-of out/fold0-models/starter --subsets --native
+
+With ``--native``, the tiles stay at their scanned size and each model's scale is divided by the
+enlargement instead, so the model sees the same tissue after one shrink (the tile set's geometry, as
+`hubkit validate` scores it) while its outlines are still upsampled and scored at full resolution, as a
+submission's are: it tells the scale a score is taken at from the extra resampling of the enlargement.
 """
 
 from __future__ import annotations
@@ -31,9 +37,9 @@ import cv2
 import numpy as np
 
 
-def held_out_tiles(limit: int, fold_of: str = "") -> list[tuple[np.ndarray, np.ndarray]]:
-    """(rgb, truth) pairs at HuBMAP magnification from tiles the starter model never trained on, or
-    with ``fold_of`` (a fold model's folder) the Vanderbilt tiles its fold held out."""
+def held_out_tiles(limit: int, fold_of: str = "", native: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(rgb, truth) pairs at HuBMAP magnification (``native``: as scanned) from tiles the starter model never
+    trained on, or with ``fold_of`` (a fold model's folder) the Vanderbilt tiles its fold held out."""
     from pathlib import Path
 
     from hubkit.slides import find_tile_pairs, read_image, read_mask
@@ -54,6 +60,9 @@ def held_out_tiles(limit: int, fold_of: str = "") -> list[tuple[np.ndarray, np.n
     out = []
     for image, mask in pairs:
         rgb, m = read_image(image), read_mask(mask)
+        if native:
+            out.append((rgb, m.astype(bool)))
+            continue
         size = (round(rgb.shape[1] * VANDERBILT_TO_HUBMAP), round(rgb.shape[0] * VANDERBILT_TO_HUBMAP))
         out.append((cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR),
                     cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)))
@@ -102,6 +111,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tta", default="none", help="test-time augmentation (none, flip, flip2, d4)")
     ap.add_argument("--subsets", action="store_true", help="score every subset of the zoo's models as an ensemble")
+    ap.add_argument("--native", action="store_true", help="tiles as scanned, each model's scale divided by their "
+                                                         "enlargement to HuBMAP magnification (one shrink)")
     args = ap.parse_args()
 
     from hubkit.inference import PredictConfig, predict_image
@@ -109,12 +120,20 @@ def main() -> None:
     from hubkit.models import Ensemble, zoo
 
     ensemble = zoo.load_zoo(args.zoo or zoo.default_zoo_dir())
+    if args.native:
+        from dataclasses import replace
+
+        from hubkit.testbed import VANDERBILT_TO_HUBMAP
+
+        ensemble = Ensemble([replace(m, card=replace(m.card, scale=m.card.scale / VANDERBILT_TO_HUBMAP))
+                             for m in ensemble.members])
     cfg = PredictConfig(tta=args.tta, device="cpu")
     passes = len(get_tta(args.tta))
     threshold = float(np.mean([m.card.threshold for m in ensemble.members]))
-    tiles = held_out_tiles(args.tiles, args.fold_of)
+    tiles = held_out_tiles(args.tiles, args.fold_of, args.native)
     truths = [truth for _, truth in tiles]
-    print(f"{', '.join(m.card.name for m in ensemble.members)} on {len(tiles)} held-out real tiles, TTA {args.tta}")
+    print(f"{', '.join(m.card.name for m in ensemble.members)} on {len(tiles)} held-out real tiles, TTA {args.tta}"
+          + (", as scanned, one shrink" if args.native else ", enlarged to HuBMAP magnification"))
     base = None
     for level in [float(s) for s in args.levels.split(",")]:
         shown = recolour(tiles, level, args.seed)
