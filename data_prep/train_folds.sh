@@ -14,7 +14,7 @@
 #   bash data_prep/train_folds.sh /tmp/dry epochs=1 samples_per_epoch=16 batch_size=4 workers=0
 # Needs tiles/starter (data_prep/make_tiles.py, as train_starter.sh builds it) and the ImageNet wheel of
 # the STARTER's encoder (efficientnet-lite0). About 7 minutes on one H100 (the folds run in parallel); about
-# 100 minutes a fold on 2 CPU cores (lite2: about 130).
+# 100 minutes a fold on 2 CPU cores (lite2: 90 to 120).
 # Stopped, it starts again where it stopped: run the same command, and `hubkit train` resumes a fold's last
 # checkpointed epoch and skips what finished with the same settings (only the soups are made again).
 # PYTHON names the interpreter (default python3); FOLDS the folds (default "0 1 2 3"); JOBS how many folds
