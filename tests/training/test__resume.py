@@ -8,11 +8,17 @@ import shutil
 import pytest
 import torch
 
+from hubkit._schema import fingerprint
 from hubkit.models import zoo
 from hubkit.training import TrainConfig, train_fold
-from hubkit._schema import fingerprint
-from hubkit.training._resume import (DONE_FORMAT, checkpoint_path, done_path, load_checkpoint,
-                                           save_checkpoint, weights_sha256)
+from hubkit.training._resume import (
+    DONE_FORMAT,
+    checkpoint_path,
+    done_path,
+    load_checkpoint,
+    save_checkpoint,
+    weights_sha256,
+)
 
 
 def _tiny(tiles, out, **extra) -> TrainConfig:
