@@ -16,10 +16,14 @@ glibc = pytest.mark.skipif(_glibc() is None, reason="the C library is not glibc:
 
 # Page faults per cycle of allocating, touching and freeing a 64 MiB buffer (as a forward pass does with its
 # activations) in a fresh process, after `setup`. glibc maps a block that large afresh every time (its mmap
-# threshold stops at 32 MiB) and faults it in: up to 16,384 faults a cycle (fewer where numpy gets huge pages).
+# threshold stops at 32 MiB) and faults it in: 16,384 faults a cycle. Transparent huge pages are turned off for
+# the process (PR_SET_THP_DISABLE): numpy asks for them, and how many it gets depends on the machine's memory
+# fragmentation at the moment (the same process measured 543 and 33 faults a cycle beside a training run).
 _CYCLES = """
+import ctypes
 import resource
 import numpy as np
+ctypes.CDLL(None).prctl(41, 1, 0, 0, 0)
 {setup}
 def cycle():
     a = np.empty(64 << 20, np.uint8)
