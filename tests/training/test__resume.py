@@ -125,7 +125,7 @@ def test_a_fine_tune_is_known_by_its_parents_weights_not_its_path(
                         config=fingerprint(_tune(tiny_tiles, root), PATH_INIT_SKIP))
     if change == "record of an unknown format":
         _rewrite_record(_tune(tiny_tiles, root), format="hubkit-finished-fold/9")
-    if "moved" in change and "nothing" not in change:
+    if change.endswith("moved together"):
         root = root.rename(tmp_path / "elsewhere")
     if change == "parent retrained":
         _perturb_weights(root / "parent")
@@ -165,7 +165,7 @@ def test_a_fine_tunes_checkpoint_resumes_while_its_parents_weights_are_the_same(
         ckpt = torch.load(path, weights_only=True)
         del ckpt["init_sha256"]
         torch.save({**ckpt, "config": fingerprint(cfg, PATH_INIT_SKIP)}, path)
-    if "moved" in change and "nothing" not in change:
+    if change.endswith("moved together"):
         root = root.rename(tmp_path / "elsewhere")
     if change == "parent retrained":
         _perturb_weights(root / "parent")
