@@ -69,6 +69,15 @@ def held_out_tiles(limit: int, fold_of: str = "", native: bool = False) -> list[
     return out
 
 
+def rescaled(ensemble, factor: float):
+    """The ensemble with each card's scale times ``factor`` (the same weights; models predict at the new scale)."""
+    from dataclasses import replace
+
+    from hubkit.models import Ensemble
+
+    return Ensemble([replace(m, card=replace(m.card, scale=m.card.scale * factor)) for m in ensemble.members])
+
+
 def recolour(tiles: list[tuple[np.ndarray, np.ndarray]], level: float, seed: int) -> list[np.ndarray]:
     """Each tile's RGB under a stain change of strength ``level`` (seeded draws, one per tile; 0 = as scanned)."""
     from hubkit.training.augment import hed_jitter
@@ -121,12 +130,9 @@ def main() -> None:
 
     ensemble = zoo.load_zoo(args.zoo or zoo.default_zoo_dir())
     if args.native:
-        from dataclasses import replace
-
         from hubkit.testbed import VANDERBILT_TO_HUBMAP
 
-        ensemble = Ensemble([replace(m, card=replace(m.card, scale=m.card.scale / VANDERBILT_TO_HUBMAP))
-                             for m in ensemble.members])
+        ensemble = rescaled(ensemble, 1 / VANDERBILT_TO_HUBMAP)
     cfg = PredictConfig(tta=args.tta, device="cpu")
     passes = len(get_tta(args.tta))
     threshold = float(np.mean([m.card.threshold for m in ensemble.members]))

@@ -8,9 +8,10 @@ below 1, coarser and cheaper above) would score better. The tiles are the held-o
 (`bench_stain.held_out_tiles`, ``native``: each card's scale divided by their enlargement to HuBMAP
 magnification, as ``bench_stain.py --native``), shrunk once (INTER_AREA, as a slide is read) and predicted
 whole at that scale; every row of one scale upsamples the same probabilities. With several ``--fold-of``
-models (a split's folds), each predicts its own fold's tiles and the rows pool them: out-of-fold Dice. The first row is hubkit's own path (`hubkit.inference.predict_image` at full resolution), run
-in the same process: the ``linear`` row must match it. Reported: pooled Dice against the full-resolution
-truth at each cut.
+models (a split's folds), each predicts its own fold's tiles and the rows pool them: out-of-fold Dice. The
+first row is hubkit's own path (`hubkit.inference.predict_image` at full resolution), run in the same
+process: the ``linear`` row must match it. Reported: pooled Dice against the full-resolution truth at each
+cut.
 
     python bench/bench_upsample.py --fold-of models/folds/unet-lite0-s2-soup-fold0    # that model alone
     python bench/bench_upsample.py --fold-of models/lite2-folds/unet-lite2-s2-soup-fold0 --scales 1,0.85
@@ -21,7 +22,6 @@ truth at each cut.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from typing import Callable
 
 import cv2
@@ -46,8 +46,11 @@ def upsampled_cuts(prob: np.ndarray, size: tuple[int, int], mode: str) -> Callab
 
 
 def pooled(masks: list[np.ndarray], truths: list[np.ndarray]) -> float:
-    inter = sum(int(np.logical_and(m, t).sum()) for m, t in zip(masks, truths))
-    return 2 * inter / max(1, sum(int(m.sum() + t.sum()) for m, t in zip(masks, truths)))
+    """Dice of all tiles' pixels together."""
+    from hubkit.formats.metrics import dice_from_counts
+
+    return dice_from_counts(sum(int(np.logical_and(m, t).sum()) for m, t in zip(masks, truths)),
+                            sum(int(m.sum() + t.sum()) for m, t in zip(masks, truths)))
 
 
 def main() -> None:
@@ -63,7 +66,7 @@ def main() -> None:
                     help="interpolations at the card's scale (other scales: linear)")
     args = ap.parse_args()
 
-    from bench_stain import held_out_tiles  # bench/ is on the path
+    from bench_stain import held_out_tiles, rescaled  # bench/ is on the path
 
     from hubkit.inference import PredictConfig, predict_image
     from hubkit.models import Ensemble, zoo
@@ -80,7 +83,8 @@ def main() -> None:
     scales = {m.card.scale for ensemble, _ in jobs for m in ensemble.members}
     if len(scales) != 1:
         raise SystemExit(f"models of several scales {sorted(scales)}; give models of one scale")
-    scale = scales.pop() / VANDERBILT_TO_HUBMAP
+    card_scale = scales.pop()
+    scale = card_scale / VANDERBILT_TO_HUBMAP  # the tiles' shrink at the cards' scale
     thresholds = [float(t) for t in args.thresholds.split(",")]
     cfg = PredictConfig(tta=args.tta, device="cpu")
     truths = [truth for _, tiles in jobs for _, truth in tiles]
@@ -93,19 +97,18 @@ def main() -> None:
         dice = [pooled([cut(t) for cut in cuts], truths) for t in thresholds]
         print(f"  {mult:>5g} {label:<22}" + "".join(f"{d:>8.4f}" for d in dice), flush=True)
 
-    def at(ensemble: Ensemble, card_scale: float) -> Ensemble:
-        return Ensemble([replace(m, card=replace(m.card, scale=card_scale)) for m in ensemble.members])
-
-    probs = [predict_image(at(ensemble, scale), rgb, cfg)[0] for ensemble, tiles in jobs for rgb, _ in tiles]
+    native = [(rescaled(ensemble, 1 / VANDERBILT_TO_HUBMAP), tiles) for ensemble, tiles in jobs]  # as bench_stain
+    probs = [predict_image(ensemble, rgb, cfg)[0] for ensemble, tiles in native for rgb, _ in tiles]
     row("hubkit (predict_image)", 1, [lambda t, p=p: p > t for p in probs])
     del probs
+    at_model_scale = [(rescaled(ensemble, 1 / card_scale), tiles) for ensemble, tiles in jobs]  # tiles pre-shrunk
     for mult in [float(s) for s in args.scales.split(",")]:
         small = []
-        for ensemble, tiles in jobs:
+        for ensemble, tiles in at_model_scale:
             for rgb, truth in tiles:
                 size = (scaled_size(truth.shape[1], scale * mult), scaled_size(truth.shape[0], scale * mult))
                 shrunk = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-                small.append(predict_image(at(ensemble, 1.0), shrunk, cfg)[0])
+                small.append(predict_image(ensemble, shrunk, cfg)[0])
         for mode in args.modes.split(",") if mult == 1 else ["linear"]:
             row(mode, mult, [upsampled_cuts(p, t.shape, mode) for p, t in zip(small, truths)])
 
