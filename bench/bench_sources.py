@@ -65,7 +65,7 @@ def main() -> None:
 
     def score(model, loader, threshold):
         parts = [dice_breakdown(pred[0].numpy(), mask[0].numpy())  # as the trainer validates: whole tiles, no TTA
-                 for pred, mask in valid_predictions(model, loader, torch.device("cpu"), torch.bfloat16, threshold)]
+                 for pred, mask in valid_predictions(model, loader, torch.device("cpu"), threshold)]
         return sum(parts[1:], parts[0]), float(np.mean([b.dice for b in parts]))
 
     base, pooled_by_source = {}, {}

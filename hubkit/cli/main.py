@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", action="store_true", help="write the score into each card as its cv_score")
     p.add_argument("--oof", action="store_true",
                    help="the models are one split's folds, one model each: also pool them into the out-of-fold Dice")
-    p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (bf16 autocast on CPU, fp16 on CUDA)")
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (fp16 autocast on CUDA; bf16 "
+                                                    "on a CPU with bf16 hardware, else float32)")
 
     p = command("calibrate", "choose fold models' probability cut out of fold: each tile scored by the model that held "
                              "it out, every threshold (and seed cut) on the same predictions")
@@ -95,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", default=PredictConfig.tta, choices=tta_names(),
                    help=f"test-time augmentation, as the submission runs (default: {PredictConfig.tta})")
     p.add_argument("--tiles", help="the tile set (default: the one each card's config names)")
-    p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (bf16 autocast on CPU, fp16 on CUDA)")
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (fp16 autocast on CUDA; bf16 "
+                                                    "on a CPU with bf16 hardware, else float32)")
 
     p = command("predict", "predict a competition folder into a submission CSV")
     p.add_argument("data_dir", help="the competition folder (sample_submission.csv and test/)")

@@ -30,7 +30,7 @@ from hubkit.errors import ModelOutputError, SlideError
 from hubkit.formats.base import CompetitionFormat, Sink
 from hubkit.formats.hubmap2021 import HuBMAP2021
 from hubkit.inference.blend import ColumnMerger, importance_map
-from hubkit.inference.config import PredictConfig, autocast_dtype
+from hubkit.inference.config import PredictConfig, autocast
 from hubkit.inference.threads import ThreadGovernor
 from hubkit.inference.tiling import grid_starts, tissue_fraction, tissue_mask
 from hubkit.inference.tta import get_tta
@@ -106,13 +106,12 @@ class _Group:
             batch = np.concatenate([batch, np.zeros((self.cfg.batch_size(self.device) - n, *batch.shape[1:]), batch.dtype)])
         x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float()
         x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
-        amp_dtype = autocast_dtype(self.device)
         total = torch.zeros(x.shape[0], self.channels, self.tile, self.tile, device=self.device)
         transforms = get_tta(self.cfg.tta)
         finite = []  # one flag per (member, transform), read after the one device sync below
         for member in self.members:
             for t in transforms:
-                with torch.autocast(self.device.type, dtype=amp_dtype, enabled=self.cfg.amp):
+                with autocast(self.device, self.cfg.amp):
                     logits = member.model(t.forward(x))
                 prob = torch.sigmoid(logits.float())
                 finite.append(torch.isfinite(prob).all())

@@ -8,7 +8,6 @@ import numpy as np
 import torch
 
 from hubkit.errors import ModelOutputError
-from hubkit.inference.config import autocast_dtype
 
 __all__ = ["seed_all", "lr_lambda", "optimizer_parts", "optimizer_step"]
 
@@ -39,10 +38,10 @@ def optimizer_parts(model: torch.nn.Module, cfg, steps_per_epoch: int, device: t
         model: the network whose parameters train.
         cfg: a `TrainConfig` (``lr``, ``weight_decay``, ``warmup``, ``epochs``, ``max_steps``, ``amp``).
         steps_per_epoch: optimiser steps in one epoch.
-        device: where it trains (fp16 with a scaler on CUDA, bf16 without one on a CPU).
+        device: where it trains (a gradient scaler on CUDA, whose autocast is fp16; none on a CPU).
 
     Returns:
-        ``(optim, sched, scaler, amp_dtype, total)``; ``total`` is the run's optimiser steps
+        ``(optim, sched, scaler, total)``; ``total`` is the run's optimiser steps
         (``epochs * steps_per_epoch``, capped by ``max_steps``), where the schedule reaches 0.
     """
     total = cfg.epochs * steps_per_epoch
@@ -50,9 +49,8 @@ def optimizer_parts(model: torch.nn.Module, cfg, steps_per_epoch: int, device: t
         total = min(total, cfg.max_steps)
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda(total, cfg.warmup))
-    amp_dtype = autocast_dtype(device)
     scaler = torch.amp.GradScaler(enabled=cfg.amp and device.type == "cuda")
-    return optim, sched, scaler, amp_dtype, total
+    return optim, sched, scaler, total
 
 
 def optimizer_step(loss: torch.Tensor, optim, scaler, sched, where: str) -> float:

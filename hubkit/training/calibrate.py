@@ -27,7 +27,7 @@ from hubkit.errors import ConfigError
 from hubkit.formats.metrics import dice_from_counts
 from hubkit.formats.rle import decode, encode
 from hubkit.formats.specks import remove_specks
-from hubkit.inference.config import PredictConfig, autocast_dtype
+from hubkit.inference.config import PredictConfig
 from hubkit.inference.tta import get_tta
 from hubkit.models.zoo import load
 from hubkit.training.loop import valid_probabilities
@@ -132,7 +132,7 @@ def calibrate_out_of_fold(directories: Sequence, thresholds: Sequence[float] = (
         seeds: seed cuts, each in (0, 1) or None.
         tiles: the tile set (default: the one each card's config names, relative to the working folder).
         tta: the TTA set (`hubkit.inference.tta`) the submission will run (default: `predict`'s).
-        device: where to run the models (bf16 autocast on CPU, fp16 on CUDA).
+        device: where to run the models (autocast as `hubkit.inference.config.autocast_dtype` says).
 
     Returns:
         Every cut's pooled, per-tile and per-fold Dice, and its glomerulus F1.
@@ -152,8 +152,7 @@ def calibrate_out_of_fold(directories: Sequence, thresholds: Sequence[float] = (
     for directory, (card, valid, root) in zip(directories, held):
         model, _ = load(directory, device)  # sha256-checked
         k = folds.index(card.extra["fold"])
-        for prob, truth in valid_probabilities(model, held_out_loader(card, valid, root), torch_device,
-                                               autocast_dtype(torch_device), tta=tta):
+        for prob, truth in valid_probabilities(model, held_out_loader(card, valid, root), torch_device, tta=tta):
             prob, truth = prob[0].numpy(), truth[0].numpy() > 0
             true_labels = components(truth)  # numbered once, matched against every cut
             for j, (threshold, seed) in enumerate(pairs):

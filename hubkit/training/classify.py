@@ -3,8 +3,8 @@
 k-fold by slide (`folds_by_group` on ``labels.csv``'s ``slide``: crops of one slide never straddle
 folds), the class imbalance weighed into the loss (positive weight = negatives / positives), stain
 and colour augmentation (`hubkit.training.augment.crop_transforms`), AdamW with warm-up and linear
-decay, bf16 autocast on CPU and fp16 on CUDA. Each fold keeps its **last** epoch (picking the best
-epoch on the fold would flatter its own score), so the out-of-fold probabilities are honest.
+decay, autocast as `hubkit.inference.config.autocast_dtype` says. Each fold keeps its **last** epoch
+(picking the best epoch on the fold would flatter its own score), so the out-of-fold probabilities are honest.
 
 Writes, under ``cfg.out``: ``<name>-fold<k>/`` (a zoo model of kind ``classifier``),
 ``<name>-oof.csv`` (``crop, slide, label, fold, p``: every validated crop), ``<name>-cv.csv`` (the
@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from hubkit._io import atomic_write
 from hubkit.errors import DataError
 from hubkit.formats.metrics import balanced_accuracy, best_threshold, roc_auc, sensitivity_at_specificity
-from hubkit.inference.config import resolve_device
+from hubkit.inference.config import autocast, resolve_device
 from hubkit.models import zoo
 from hubkit.models.card import ModelCard
 from hubkit.models.classifier import crop_probabilities
@@ -90,7 +90,7 @@ def _train(cfg: TrainConfig, train_rows: pd.DataFrame, valid_rows: Optional[pd.D
     model = model.to(device).to(memory_format=torch.channels_last)
     loader = DataLoader(train_ds, cfg.batch_size, shuffle=True, num_workers=cfg.workers, drop_last=True,
                         generator=torch.Generator().manual_seed(cfg.seed), pin_memory=device.type == "cuda")
-    optim, sched, scaler, amp_dtype, total = optimizer_parts(model, cfg, len(loader), device)
+    optim, sched, scaler, total = optimizer_parts(model, cfg, len(loader), device)
     positives = int(train_rows["target"].sum())
     pos_weight = torch.tensor([(len(train_rows) - positives) / max(positives, 1)], device=device)
     say = print if progress else (lambda *a, **k: None)
@@ -103,7 +103,7 @@ def _train(cfg: TrainConfig, train_rows: pd.DataFrame, valid_rows: Optional[pd.D
         losses = []
         for x, y in loader:
             x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
+            with autocast(device, cfg.amp):
                 logits = model(x)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), y.to(device),
                                                                         pos_weight=pos_weight)

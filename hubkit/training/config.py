@@ -62,7 +62,8 @@ class TrainConfig:
         stain: HED stain jitter for ``segment`` (Tellez et al.): each stain's optical density scaled
             by ``1 +- stain`` and shifted by ``+- stain`` on 70% of crops; 0 = off (the starter's).
         workers: DataLoader workers.
-        amp: autocast (fp16 on CUDA with a gradient scaler, bf16 on CPU); off = float32 throughout.
+        amp: autocast (fp16 on CUDA with a gradient scaler; bf16 on a CPU with bf16 hardware, else float32:
+            `hubkit.inference.config.autocast_dtype`); off = float32 throughout.
         device: ``"auto"``, ``"cuda"`` or ``"cpu"``.
         seed: seeds Python, numpy, torch and every crop.
         max_steps: stop each fold after this many steps (tests, smoke runs); 0 = no limit.

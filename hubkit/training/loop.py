@@ -1,8 +1,8 @@
 """Train zoo models on a prepared tile set: ``hubkit train CONFIG`` or `run(TrainConfig(...))`.
 
 k-fold by the index's ``group`` column (neighbouring tiles never straddle folds), AdamW with
-linear warm-up then linear decay, AMP on CUDA (bf16 autocast on CPU), validation Dice every
-epoch, and the best epoch of each fold saved as a zoo model whose card carries its CV score.
+linear warm-up then linear decay, AMP on CUDA and on a CPU with bf16 hardware (`hubkit.inference.config.autocast`),
+validation Dice every epoch, and the best epoch of each fold saved as a zoo model whose card carries its CV score.
 The same config runs on CPU (slowly) and on CUDA unchanged, in one process or in several with
 ``torchrun`` (`hubkit.training.distributed`: DDP, each rank a share of every batch, validation sums
 reduced, rank 0 writing). Every epoch is checkpointed so a killed run resumes, and a rerun skips the
@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from hubkit.errors import ConfigError, DataError
 from hubkit.formats.metrics import dice_from_counts
-from hubkit.inference.config import resolve_device
+from hubkit.inference.config import autocast, resolve_device
 from hubkit.inference.tta import get_tta
 from hubkit.models import zoo
 from hubkit.models.card import SPLIT_KEYS, ModelCard
@@ -46,7 +46,7 @@ __all__ = ["CLASS_NAMES", "run", "train_fold", "initial_model", "train_loader", 
            "valid_predictions", "evaluate", "checkpoint_path", "summary_json"]
 
 
-def valid_probabilities(model, loader, device, amp_dtype, amp: bool = True,
+def valid_probabilities(model, loader, device, amp: bool = True,
                         tta: str = "none") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Each whole validation tile's glomerulus probability beside its truth: one forward pass per
     transform of the TTA set, the probabilities averaged as `hubkit.inference` averages them, a
@@ -64,14 +64,14 @@ def valid_probabilities(model, loader, device, amp_dtype, amp: bool = True,
         with torch.inference_mode():  # not held across the yield: the caller runs in its own mode
             x, total = image.to(device, non_blocking=True), 0.0
             for t in transforms:
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+                with autocast(device, amp):
                     logits = model(t.forward(x))
                 total = total + t.inverse(torch.sigmoid(logits.float()))
             prob = (total / len(transforms)).amax(dim=1)[:, : int(h), : int(w)].cpu()
         yield prob, mask
 
 
-def valid_predictions(model, loader, device, amp_dtype, threshold: float = 0.5,
+def valid_predictions(model, loader, device, threshold: float = 0.5,
                       amp: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Each whole validation tile's prediction beside its truth, as the trainer validates: one
     forward pass, no TTA, cut at ``threshold`` (`valid_probabilities`). The model is left in eval mode.
@@ -80,11 +80,11 @@ def valid_predictions(model, loader, device, amp_dtype, threshold: float = 0.5,
         ``(pred, mask)``: ``(n, h, w)`` float 0/1 tensors on the CPU, the batch's padding cropped
         off (``n`` is the loader's batch size; hubkit's validation loaders give one tile a batch).
     """
-    for prob, mask in valid_probabilities(model, loader, device, amp_dtype, amp):
+    for prob, mask in valid_probabilities(model, loader, device, amp):
         yield (prob > threshold).float(), mask
 
 
-def evaluate(model, loader, device, amp_dtype, threshold: float = 0.5, ranks: Optional[Ranks] = None,
+def evaluate(model, loader, device, threshold: float = 0.5, ranks: Optional[Ranks] = None,
              amp: bool = True) -> dict:
     """Pooled and per-tile Dice of a model over whole validation tiles (`valid_predictions`; each
     rank's share of them, summed over the ranks: the same numbers as one process over all tiles).
@@ -95,7 +95,7 @@ def evaluate(model, loader, device, amp_dtype, threshold: float = 0.5, ranks: Op
         ``intersection`` (pixels predicted and true) and ``total`` (pixels predicted plus pixels true).
     """
     inter = total = per_tile = tiles = 0.0
-    for pred, mask in valid_predictions(model, loader, device, amp_dtype, threshold, amp):
+    for pred, mask in valid_predictions(model, loader, device, threshold, amp):
         i, t = float((pred * mask).sum()), float(pred.sum() + mask.sum())
         inter, total = inter + i, total + t
         per_tile, tiles = per_tile + dice_from_counts(i, t), tiles + 1
@@ -240,7 +240,7 @@ def train_fold(cfg: TrainConfig, fold: int, progress: bool = True, ranks: Option
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    optim, sched, scaler, amp_dtype, total = optimizer_parts(model, cfg, len(train_dl), device)
+    optim, sched, scaler, total = optimizer_parts(model, cfg, len(train_dl), device)
     loss_fn = get_loss(cfg.loss)
     log_path = Path(cfg.out) / f"{cfg.name}-fold{fold}.log.csv"
     ckpt_path = checkpoint_path(cfg, fold)
@@ -268,7 +268,7 @@ def train_fold(cfg: TrainConfig, fold: int, progress: bool = True, ranks: Option
                 image = image.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                 mask = mask.to(device, non_blocking=True)
                 image, mask = _mix(image, mask, cfg)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
+                with autocast(device, cfg.amp):
                     logits = net(image)
                 losses.append(optimizer_step(loss_fn(logits.float(), mask), optim, scaler, sched,
                                              f"fold {fold} epoch {epoch} step {step}"))
@@ -278,7 +278,7 @@ def train_fold(cfg: TrainConfig, fold: int, progress: bool = True, ranks: Option
                     break
             loss_sum, loss_n = ranks.sum([sum(losses), len(losses)])
             train_loss = loss_sum / max(loss_n, 1)
-            scores = evaluate(model, valid_dl, device, amp_dtype, ranks=ranks, amp=cfg.amp)
+            scores = evaluate(model, valid_dl, device, ranks=ranks, amp=cfg.amp)
             if log:
                 log.writerow([epoch, step, f"{sched.get_last_lr()[0]:.2e}", f"{train_loss:.5f}",
                               f"{scores['dice']:.5f}", f"{scores['dice_per_tile']:.5f}", f"{time.time() - t0:.0f}"])

@@ -24,7 +24,6 @@ from torch.utils.data import DataLoader
 from hubkit._io import atomic_write
 from hubkit.errors import CardError, DataError
 from hubkit.formats.metrics import dice_from_counts
-from hubkit.inference.config import autocast_dtype
 from hubkit.models.card import SPLIT_KEYS, ModelCard
 from hubkit.models.zoo import card_file, load
 from hubkit.training.data import ValidTiles
@@ -125,7 +124,7 @@ def validate_fold_model(directory, tiles: Optional[str] = None, device: str = "c
     Args:
         directory: the model folder (or its card file); weights sha256-checked.
         tiles: the tile set (default: the one its card's config names, relative to the working folder).
-        device: where to run it (bf16 autocast on CPU, fp16 on CUDA).
+        device: where to run it (autocast as `hubkit.inference.config.autocast_dtype` says).
 
     Returns:
         The pooled and per-tile Dice over the fold's validation tiles (``sources_valid`` of its config).
@@ -148,7 +147,7 @@ def validate_out_of_fold(directories: Sequence, tiles: Optional[str] = None, dev
     Args:
         directories: model folders (or card files), e.g. ``train_folds.sh``'s ``zoo/*``.
         tiles: the tile set (default: the one each card's config names, relative to the working folder).
-        device: where to run them (bf16 autocast on CPU, fp16 on CUDA).
+        device: where to run them (autocast as `hubkit.inference.config.autocast_dtype` says).
 
     Returns:
         The pooled Dice over all the folds' tiles, and each model's own score.
@@ -225,8 +224,7 @@ def _score(directory, card: ModelCard, valid: pd.DataFrame, root: Path, device: 
     """A fold model scored on the validation rows `held_out_tiles` gave for it."""
     model, _ = load(directory, device)  # sha256-checked
     torch_device = torch.device(device)
-    scores = evaluate(model, held_out_loader(card, valid, root), torch_device, autocast_dtype(torch_device),
-                      card.threshold)
+    scores = evaluate(model, held_out_loader(card, valid, root), torch_device, card.threshold)
     return FoldScore(float(scores["dice"]), float(scores["dice_per_tile"]), len(valid), card.extra["fold"],
                      float(scores["intersection"]), float(scores["total"]))
 

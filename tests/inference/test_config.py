@@ -36,3 +36,41 @@ def test_a_seed_threshold_changes_the_fingerprint_of_a_run(seed_threshold):
 def test_speck_removal_changes_the_fingerprint_of_a_run(min_area):
     others = {PredictConfig(min_area=a).fingerprint() for a in (None, 0, 8000) if a != min_area}
     assert PredictConfig(min_area=min_area).fingerprint() not in others
+
+
+@pytest.mark.parametrize("capabilities, cpuinfo, native", [
+    ({"avx2": True, "avx512_bf16": True}, None, True),  # Cooper Lake, Zen 4
+    ({"avx2": True, "amx_bf16": True, "amx_tile": True}, None, True),  # Sapphire Rapids
+    ({"avx2": True, "avx512_f": True, "avx512_bf16": False}, "flags\t: fpu avx2 avx512f\n", False),  # Skylake-SP
+    ({"avx2": True}, "flags\t: fpu sse4_2 avx2 fma\n", False),  # AVX2 only: this project's EPYC
+    (None, "processor\t: 0\nflags\t: fpu avx2 avx512_bf16\n", True),  # a torch without get_capabilities
+    (None, "processor\t: 0\nFeatures\t: fp asimd sve bf16\n", True),  # ARM with the BF16 extension
+    ({"sve": True}, "Features\t: fp asimd bf16\n", True),  # torch's list misses what the kernel reports
+    (None, "Features\t: fp asimd\n", False),
+    (None, None, False),  # no /proc/cpuinfo (macOS): float32
+])
+def test_bf16_autocast_runs_on_a_cpu_only_where_it_has_bf16_hardware(monkeypatch, tmp_path, capabilities,
+                                                                      cpuinfo, native):
+    import torch
+
+    from hubkit.inference import config
+
+    if capabilities is None:
+        monkeypatch.delattr(torch.cpu, "get_capabilities", raising=False)
+    else:
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities, raising=False)
+    path = tmp_path / "cpuinfo"
+    if cpuinfo is not None:
+        path.write_text(cpuinfo)
+    monkeypatch.setattr(config, "_CPUINFO", str(path))
+    config.cpu_has_native_bf16.cache_clear()
+    try:
+        assert config.cpu_has_native_bf16() is native
+        assert config.autocast_dtype(torch.device("cpu")) == (torch.bfloat16 if native else None)
+        assert config.autocast_dtype(torch.device("cuda")) == torch.float16
+        layer, x = torch.nn.Linear(4, 4), torch.rand(2, 4)
+        for enabled in (True, False):
+            with config.autocast(torch.device("cpu"), enabled):
+                assert layer(x).dtype == (torch.bfloat16 if native and enabled else torch.float32)
+    finally:
+        config.cpu_has_native_bf16.cache_clear()  # the next test probes this machine again

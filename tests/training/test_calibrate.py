@@ -49,7 +49,7 @@ def test_at_the_cards_threshold_the_calibration_is_the_out_of_fold_dice(fold_mod
         card, valid, root = held_out_tiles(folder)
         model = zoo.load(folder)[0]
         for pred, mask in valid_predictions(model, held_out_loader(card, valid, root), torch.device("cpu"),
-                                            torch.bfloat16, card.threshold):
+                                            card.threshold):
             found = detection_metrics(pred[0].numpy() > 0, mask[0].numpy() > 0)
             counts += (found.tp, found.fp, found.fn)
     assert calibration.cards.f1 == pytest.approx(Detection(*map(int, counts), 0.0).f1)

@@ -119,11 +119,11 @@ def test_validation_dice_counts_a_glomerulus_of_either_class(two_class_tiles):
             return torch.stack([(lab == 1).float(), (lab == 2).float()])[None] * 20 - 10
 
     loader = torch.utils.data.DataLoader(ValidTiles(index, root, (0.5,) * 3, (0.5,) * 3, classes=2), 1)
-    for (pred, mask), lab in zip(valid_predictions(Oracle(), loader, torch.device("cpu"), torch.bfloat16, amp=False),
+    for (pred, mask), lab in zip(valid_predictions(Oracle(), loader, torch.device("cpu"), amp=False),
                                  labels, strict=True):
         assert not torch.is_inference_mode_enabled()  # the caller's mode between tiles, not the generator's
         assert pred.shape == (1, *lab.shape) and torch.equal(pred[0], torch.from_numpy(lab > 0).float())
-    scores = evaluate(Oracle(), loader, torch.device("cpu"), torch.bfloat16, amp=False)
+    scores = evaluate(Oracle(), loader, torch.device("cpu"), amp=False)
     assert scores["dice"] == pytest.approx(1.0) and scores["dice_per_tile"] == pytest.approx(1.0)
 
 
@@ -228,7 +228,7 @@ def test_tta_probabilities_are_averaged_over_the_transforms_each_undone(tiny_til
     loader = torch.utils.data.DataLoader(ValidTiles(index.iloc[:2], root, (0.5,) * 3, (0.5,) * 3), 1)
 
     def probs(model, tta):
-        return [p for p, _ in valid_probabilities(model, loader, torch.device("cpu"), torch.bfloat16, False, tta)]
+        return [p for p, _ in valid_probabilities(model, loader, torch.device("cpu"), False, tta)]
 
     for plain, averaged in zip(probs(_Pixelwise(), "none"), probs(_Pixelwise(), tta), strict=True):
         assert torch.allclose(plain, averaged, atol=1e-6)  # every transform undone exactly
