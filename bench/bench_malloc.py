@@ -1,9 +1,10 @@
 """What glibc's malloc settings cost a CPU run: hubkit's `keep_freed_memory` against glibc's own settings.
 
 Each case runs in its own process (malloc settings are per process), interleaved rounds, medians:
-forward passes of the default zoo model (bf16 autocast + channels-last, as hubkit predicts) at a
-batch of 1 and of 4 tiles of 512 px, and training steps of 32 crops of 320 px (AdamW, bf16 autocast,
-as ``hubkit train`` on a CPU), on random input. Reported: seconds a step, system (kernel) seconds
+forward passes of the default zoo model (hubkit's CPU autocast, `hubkit.inference.config.autocast`: bf16
+where the CPU has bf16 hardware, else float32; channels-last, as hubkit predicts) at a batch of 1 and of 4
+tiles of 512 px, and training steps of 32 crops of 320 px (AdamW, the same autocast, as ``hubkit train`` on
+a CPU), on random input. Reported: seconds a step, system (kernel) seconds
 a step, page faults a step, peak RSS, and keep's speed-up over glibc. ``bench_predict.py`` has the
 whole-slide figures (``hubkit`` against ``hubkit-glibc``).
 
@@ -32,6 +33,7 @@ def worker(policy: str, mode: str, batch: int, size: int, steps: int) -> dict:
     keep_freed_memory(policy)
     import torch
 
+    from hubkit.inference.config import autocast
     from hubkit.models import zoo
 
     model, _ = zoo.load(zoo.default_zoo_dir() / "unet-lite0-s2-soup")
@@ -42,10 +44,10 @@ def worker(policy: str, mode: str, batch: int, size: int, steps: int) -> dict:
 
     def step():
         if mode == "infer":
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.inference_mode(), autocast(x.device):
                 return model(x)
         opt.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast(x.device):
             loss = model(x).float().mean()
         loss.backward()
         opt.step()
