@@ -9,7 +9,7 @@ keeps the ignored parts the earlier ones left), naming ``.carry/partK`` (and ``.
 in the last); the last call then runs ``python3 data_prep/device_parts.py --merge``, which checks
 every part arrived and links its files back to their paths (``tiles/starter/...``, ``.whl/...``).
 
-Tracked folders the run does not need (``models/``: the repository-only weights, 123 MB, more than a
+Tracked folders the run does not need (``models/``: the repository-only weights, 137 MB, more than a
 call carries) can stay behind: ``--park models`` takes them out of git's index and ignores them in
 ``.git/info/exclude``, so they neither travel nor count, while their files stay where they are;
 ``--unpark`` puts the index and the exclude file back as they were (do it before committing).

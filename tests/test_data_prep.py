@@ -82,7 +82,7 @@ def _repo(root: Path, sizes: dict) -> None:
     (["models/folds/", "models/folds"], 1000 + 200),  # one path, however written, parks once
 ])
 def test_parked_folders_stay_behind_and_come_back(tmp_path, park, travelling):
-    """The repository-only models (123 MB) do not fit a device call beside the tiles: parked, they do not
+    """The repository-only models (137 MB) do not fit a device call beside the tiles: parked, they do not
     travel, their files stay, and unparking leaves git's index and exclude file as they were."""
     _repo(tmp_path, {"hubkit/a.py": 1000, "models/folds/w": 300, "models/starter/w": 200})
     exclude = tmp_path / ".git" / "info" / "exclude"

@@ -29,7 +29,7 @@ def test_the_default_zoo_is_the_soup_of_the_starter_models_in_the_repository():
 
 @pytest.mark.parametrize("folder, folds, fold3_twin", [
     ("models/folds", [0, 1, 2, 3], "hubkit/models/builtin/unet-lite0-s2-soup"),  # fold 3's soup is the default zoo
-    ("models/lite2-folds", [0, 1, 3], "models/lite2/unet-lite2-s2-soup"),  # the larger encoder's folds so far
+    ("models/lite2-folds", [0, 1, 2, 3], "models/lite2/unet-lite2-s2-soup"),  # the larger encoder's four
 ])
 def test_a_fold_zoo_holds_one_soup_per_fold_of_the_default_zoos_split(folder, folds, fold3_twin):
     from pathlib import Path
