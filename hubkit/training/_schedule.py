@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from hubkit.errors import ModelOutputError
+from hubkit.inference.config import autocast_dtype
 
 __all__ = ["seed_all", "lr_lambda", "optimizer_parts", "optimizer_step"]
 
@@ -32,13 +33,14 @@ def lr_lambda(total: int, warmup: float):
 
 
 def optimizer_parts(model: torch.nn.Module, cfg, steps_per_epoch: int, device: torch.device):
-    """AdamW, its warm-up-then-decay schedule over the run, the gradient scaler and the autocast dtype.
+    """AdamW, its warm-up-then-decay schedule over the run and the gradient scaler.
 
     Args:
         model: the network whose parameters train.
         cfg: a `TrainConfig` (``lr``, ``weight_decay``, ``warmup``, ``epochs``, ``max_steps``, ``amp``).
         steps_per_epoch: optimiser steps in one epoch.
-        device: where it trains (a gradient scaler on CUDA, whose autocast is fp16; none on a CPU).
+        device: where it trains: the scaler is on where its autocast is fp16 (`autocast_dtype`: CUDA),
+            off where it is bf16 or float32 (a CPU), whose gradients do not underflow.
 
     Returns:
         ``(optim, sched, scaler, total)``; ``total`` is the run's optimiser steps
@@ -49,7 +51,7 @@ def optimizer_parts(model: torch.nn.Module, cfg, steps_per_epoch: int, device: t
         total = min(total, cfg.max_steps)
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda(total, cfg.warmup))
-    scaler = torch.amp.GradScaler(enabled=cfg.amp and device.type == "cuda")
+    scaler = torch.amp.GradScaler(enabled=cfg.amp and autocast_dtype(device) == torch.float16)
     return optim, sched, scaler, total
 
 
